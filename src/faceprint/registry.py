@@ -1,0 +1,87 @@
+"""Names become objects here, and only here.
+
+``create_detector("mtcnn")``, ``create_embedder("dlib_resnet")``, ``list_models()``. A name
+that is not registered but is the path of an ``.onnx`` file loads that file with the ONNX
+backend of the same kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from .errors import UnknownModelError
+
+
+@dataclass(frozen=True)
+class Entry:
+    target: str  # "module:Class", relative to the faceprint package
+    summary: str
+
+    def load(self) -> Any:
+        module, _, name = self.target.partition(":")
+        return getattr(import_module(module, __package__), name)
+
+
+DETECTORS: dict[str, Entry] = {
+    "mtcnn": Entry(".detectors.mtcnn:MtcnnDetector",
+                   "MTCNN cascade (weights from the mtcnn package) on ONNX Runtime; 5 landmarks"),
+    "hog": Entry(".detectors.hog:HogDetector",
+                 "dlib HOG + linear SVM (face_recognition's default); landmarks from dlib's 5-point predictor"),
+}
+EMBEDDERS: dict[str, Entry] = {
+    "dlib_resnet": Entry(".embedders.dlib_resnet:DlibResnetEmbedder",
+                         "dlib's 128-d ResNet (face-recognition-models) ported to ONNX Runtime"),
+}
+#: The ONNX backends used when a path is given instead of a name.
+ONNX_DETECTOR = Entry(".detectors.onnx_yunet:OnnxYunetDetector", "YuNet-style ONNX detector from a path")
+ONNX_EMBEDDER = Entry(".embedders.onnx_path:OnnxPathEmbedder", "ONNX embedder from a path with a spec")
+
+DEFAULT_DETECTOR = "mtcnn"
+DEFAULT_EMBEDDER = "dlib_resnet"
+
+
+def _resolve(kind: str, table: dict[str, Entry], onnx: Entry, name: str | Path, kwargs: dict[str, Any]) -> Any:
+    key = str(name)
+    if key in table:
+        return table[key].load()(**kwargs)
+    if key == "onnx" and "path" in kwargs:
+        return onnx.load()(**kwargs)
+    if key.endswith(".onnx") or Path(key).is_file():
+        if not Path(key).is_file():
+            raise UnknownModelError(f"{kind} model file not found: {key}")
+        return onnx.load()(key, **kwargs)
+    raise UnknownModelError(f"unknown {kind} {key!r}; choose one of {sorted(table)} or give the path of an .onnx file")
+
+
+def create_detector(name: str | Path = DEFAULT_DETECTOR, **kwargs: Any) -> Any:
+    """A :class:`~faceprint.detectors.base.Detector` by registered name or ``.onnx`` path.
+
+    Raises:
+        UnknownModelError: neither a registered name nor an existing file.
+    """
+    return _resolve("detector", DETECTORS, ONNX_DETECTOR, name, kwargs)
+
+
+def create_embedder(name: str | Path = DEFAULT_EMBEDDER, **kwargs: Any) -> Any:
+    """An embedder by registered name or ``.onnx`` path (extra kwargs go to its constructor).
+
+    Raises:
+        UnknownModelError: neither a registered name nor an existing file.
+    """
+    return _resolve("embedder", EMBEDDERS, ONNX_EMBEDDER, name, kwargs)
+
+
+def list_models() -> dict[str, list[dict[str, Any]]]:
+    """Registered detectors and embedders with their summaries (and specs for embedders)."""
+    detectors = [{"name": n, "summary": e.summary, "default": n == DEFAULT_DETECTOR} for n, e in DETECTORS.items()]
+    detectors.append({"name": "onnx", "summary": ONNX_DETECTOR.summary, "default": False})
+    embedders = []
+    for n, e in EMBEDDERS.items():
+        spec = getattr(import_module(e.target.split(":")[0], __package__), "SPEC", None)
+        embedders.append({"name": n, "summary": e.summary, "default": n == DEFAULT_EMBEDDER,
+                          "spec": spec.to_dict() if spec is not None else None})
+    embedders.append({"name": "onnx", "summary": ONNX_EMBEDDER.summary, "default": False, "spec": None})
+    return {"detectors": detectors, "embedders": embedders}

@@ -1,0 +1,26 @@
+"""Shared fixtures: the shared data folder and an isolated model cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+#: ``../shared/data`` beside the repository (read-only test data; see its README).
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared(*parts: str) -> Path:
+    """A path under the shared data folder; skips the test when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test data not found at {path} (tests need ../shared/data beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Converted models go to a per-run cache unless FACEPRINT_CACHE_DIR is already set."""
+    if "FACEPRINT_CACHE_DIR" not in os.environ:
+        os.environ["FACEPRINT_CACHE_DIR"] = str(tmp_path_factory.mktemp("faceprint-cache"))

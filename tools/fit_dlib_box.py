@@ -1,0 +1,61 @@
+"""Fit the landmarks -> dlib-box mapping used by ``align.dlib_box_from_landmarks``.
+
+dlib's 5-point shape predictor was trained on boxes from dlib's HOG detector; other
+detectors draw boxes differently. From 5 landmarks we build a box like HOG's: centre and
+side relative to the eye-to-mouth distance. This script measures those ratios on LFW View 1
+DevTrain images (never DevTest) where HOG finds exactly one face, and prints the medians.
+
+Run: ``python tools/fit_dlib_box.py [--detector mtcnn] [--limit 400]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw-view1"
+
+
+def devtrain_images(limit: int) -> list[Path]:
+    lines = (DATA / "pairsDevTrain.txt").read_text().split("\n")[1:]
+    names: list[Path] = []
+    for line in lines:
+        parts = line.split()
+        pairs = [(parts[0], parts[1]), (parts[0], parts[2])] if len(parts) == 3 else (
+            [(parts[0], parts[1]), (parts[2], parts[3])] if len(parts) == 4 else [])
+        for person, num in pairs:
+            path = DATA / "images" / person / f"{person}_{int(num):04d}.jpg"
+            if path not in names:
+                names.append(path)
+    return names[:limit]
+
+
+def main() -> None:
+    from faceprint import create_detector, load_image
+    from faceprint.align import face_frame
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--detector", default="mtcnn")
+    parser.add_argument("--limit", type=int, default=400)
+    args = parser.parse_args()
+    hog, det = create_detector("hog", upsample=1), create_detector(args.detector)
+    rows = []
+    for path in devtrain_images(args.limit):
+        rgb = load_image(path)
+        ref, faces = hog.detect(rgb), det.detect(rgb).by_size()
+        if len(ref) != 1 or len(faces) == 0:
+            continue
+        centre, scale = face_frame(faces.landmarks[:1])
+        x1, y1, x2, y2 = ref.xyxy[0]
+        rows.append([((x1 + x2) / 2 - centre[0, 0]) / scale[0], ((y1 + y2) / 2 - centre[0, 1]) / scale[0],
+                     (x2 - x1) / scale[0]])
+    arr = np.array(rows)
+    med = np.median(arr, axis=0)
+    print(f"{len(arr)} faces; median dx={med[0]:.4f} dy={med[1]:.4f} side={med[2]:.4f} "
+          f"(IQR side {np.percentile(arr[:, 2], 25):.3f}..{np.percentile(arr[:, 2], 75):.3f})")
+
+
+if __name__ == "__main__":
+    main()

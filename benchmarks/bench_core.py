@@ -117,15 +117,20 @@ def main() -> None:
     rows = bench_embedding(args.repeat) + bench_detection(args.repeat) + bench_import()
     header = ("measurement", "face_recognition/dlib", "faceprint", "speed-up", "note")
     lines = [(name, f"{a:.1f}", f"{b:.1f}", f"{a / b:.1f}x", note) for name, a, b, note in rows]
-    if args.markdown:
+    print_table(header, lines, args.markdown)
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]], markdown: bool) -> None:
+    """Aligned plain text, or a Markdown table for the README."""
+    if markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
-        for line in lines:
-            print("| " + " | ".join(line) + " |")
-    else:
-        widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
-        for line in [header, *lines]:
-            print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)))
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,6 @@ detection behaviour on real photos from the shared data folder."""
 
 from __future__ import annotations
 
-import json
-import xml.etree.ElementTree as ET
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Iterator
@@ -12,10 +10,11 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from faceprint.boxes import iou_matrix
 from faceprint.detectors import mtcnn as mt
 from faceprint.errors import ConfigError
+from faceprint.evaluation.detection import recall_on_boxes, recall_on_noses
 from faceprint.image import load_image
+from faceprint.onnx_graph import open_session
 from faceprint.types import Faces
 
 pytestmark = pytest.mark.skipif(find_spec("mtcnn") is None,
@@ -132,7 +131,7 @@ def keras_onet(img: np.ndarray, w: list[np.ndarray]) -> tuple[np.ndarray, np.nda
 
 
 def run_net(net: str, x: np.ndarray) -> list[np.ndarray]:
-    return mt._open_session(mt.converted_model(net), 1).run(None, {"image": x.astype(np.float32)})
+    return open_session(mt.converted_model(net), 1).run(None, {"image": x.astype(np.float32)})
 
 
 @pytest.mark.parametrize("shape", [(1, 12, 12, 3), (1, 31, 26, 3), (1, 40, 57, 3)])
@@ -163,72 +162,20 @@ def test_onnx_rnet_and_onet_equal_numpy_port_of_keras_weights(detector: mt.Mtcnn
 # ----------------------------------------------------------------------------- detection
 
 
-def dlib_ground_truth() -> list[tuple[str, np.ndarray]]:
-    """``(file, (N, 4) xyxy)`` from dlib's imglab XML files, without ``ignore='1'`` boxes."""
-    folder = data("detection", "dlib_faces")
-    out = []
-    for name in ("training.xml", "testing.xml"):
-        for image in ET.parse(folder / name).getroot().iter("image"):
-            boxes = [[int(b.get("left")), int(b.get("top")),
-                      int(b.get("left")) + int(b.get("width")), int(b.get("top")) + int(b.get("height"))]
-                     for b in image.iter("box") if b.get("ignore", "0") != "1"]
-            out.append((image.get("file"), np.array(boxes, float).reshape(-1, 4)))
-    return out
-
-
-def match_one_to_one(truth: np.ndarray, found: np.ndarray, min_iou: float) -> int:
-    """Greedy one-to-one matching by IoU: how many ground-truth boxes get a detection."""
-    iou = iou_matrix(truth, found) if len(truth) and len(found) else np.zeros((len(truth), len(found)))
-    matched = 0
-    while iou.size and iou.max() >= min_iou:
-        i, j = np.unravel_index(iou.argmax(), iou.shape)
-        iou[i, :] = -1
-        iou[:, j] = -1
-        matched += 1
-    return matched
-
-
 def test_recall_on_dlib_faces(detector: mt.MtcnnDetector) -> None:
-    # dlib's boxes are squares around brows-to-mouth; MTCNN's are taller (forehead to chin) and
-    # 0.7x-1.3x their area, so the same face gives IoU 0.53-0.81 here. IoU >= 0.3 absorbs that
-    # convention gap while a box on a neighbouring face still scores ~0 (faces do not overlap).
-    truth_total = matched_total = extra_total = 0
-    lines = []
-    for name, truth in dlib_ground_truth():
-        faces = detector.detect(data("detection", "dlib_faces", name))
-        matched = match_one_to_one(truth, faces.xyxy, 0.3)
-        truth_total += len(truth)
-        matched_total += matched
-        extra_total += len(faces) - matched
-        lines.append(f"{name}: {matched}/{len(truth)}, {len(faces) - matched} unmatched")
-    recall = matched_total / truth_total
-    report = f"recall {matched_total}/{truth_total} = {recall:.3f}, unmatched detections {extra_total}"
-    print("\n".join(["", *lines, report]))
-    assert truth_total >= 40
-    assert recall >= 0.95, report  # measured 42/43: one blurred 37-px face is missed
-    assert extra_total <= 2, report  # measured 0
+    report = recall_on_boxes(detector, data("detection", "dlib_faces"))
+    print("\n".join(["", *report.lines, report.summary()]))
+    assert report.total >= 40
+    assert report.recall >= 0.95, report.summary()  # measured 42/43: one blurred 37-px face is missed
+    assert report.extra <= 2, report.summary()  # measured 0
 
 
 def test_face_counts_on_compreface_samples(cache: Path) -> None:
-    folder = data("detection", "compreface_samples")
-    noses = json.loads((folder / "annotations.json").read_text())["nose_points_xy"]
     # six of these photos are 12-36 Mpx with one big face: max_side keeps them to ~0.3 s each
-    detector = mt.MtcnnDetector(max_side=1600)
-    found_total = annotated_total = extra_total = 0
-    lines = []
-    for name, points in sorted(noses.items()):
-        faces = detector.detect(folder / name)
-        pts = np.array(points, float).reshape(-1, 2)
-        b = faces.xyxy
-        inside = ((pts[:, None, 0] >= b[None, :, 0]) & (pts[:, None, 0] <= b[None, :, 2])
-                  & (pts[:, None, 1] >= b[None, :, 1]) & (pts[:, None, 1] <= b[None, :, 3]))
-        found, extra = int(inside.any(1).sum()), int((~inside.any(0)).sum())
-        found_total, annotated_total, extra_total = found_total + found, annotated_total + len(pts), extra_total + extra
-        lines.append(f"{name}: {found}/{len(pts)} found, {len(faces)} boxes, {extra} without a nose point")
-        assert found == len(pts), lines[-1]
-    report = f"found {found_total}/{annotated_total}, boxes without a nose point {extra_total}"
-    print("\n".join(["", *lines, report]))
-    assert extra_total <= 2, report  # measured 1
+    report = recall_on_noses(mt.MtcnnDetector(max_side=1600), data("detection", "compreface_samples"))
+    print("\n".join(["", *report.lines, report.summary()]))
+    assert report.found == report.total == 46, report.summary()
+    assert report.extra <= 2, report.summary()  # measured 1
 
 
 def test_obama_one_face_with_ordered_landmarks(detector: mt.MtcnnDetector) -> None:
@@ -270,6 +217,16 @@ def test_pyramid_scales_follow_min_face_size_and_max_side() -> None:
     capped = mt.pyramid_scales(4000, 6000, 20, 0.709, max_side=1600)
     assert 6000 * capped[0] == pytest.approx(1600 * 12 / 20)
     assert mt.pyramid_scales(10, 10, 20, 0.709) == []
+
+
+def test_crops_sample_pixel_centres_and_read_black_outside() -> None:
+    rgb = np.random.default_rng(5).integers(0, 256, (24, 24, 3)).astype(np.uint8)
+    pyramid = mt._Pyramid(rgb, [], 0.709)
+    crops = pyramid.crops(np.array([[0.0, 0.0, 24.0, 24.0], [-12.0, 0.0, 12.0, 24.0]]), 24)
+    assert crops.shape == (2, 24, 24, 3) and crops.dtype == np.float32
+    np.testing.assert_array_equal(crops[0], rgb)
+    np.testing.assert_array_equal(crops[1][:, :12], 0)
+    np.testing.assert_array_equal(crops[1][:, 12:], rgb[:, :12])
 
 
 @pytest.mark.parametrize("kwargs", [

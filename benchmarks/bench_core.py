@@ -74,7 +74,7 @@ def bench_embedding(repeat: int) -> list[tuple[str, float, float, str]]:
         sub = list(chips[:batch])
         t_dlib = median_time(lambda: net.compute_face_descriptor(sub), max(1, repeat // (4 if batch > 1 else 1))) / batch
         t_ours = median_time(lambda: ours.embed(chips[:batch]), repeat) / batch
-        rows.append((f"embed 150x150 chip, batch {batch} (ms/face)", t_dlib * 1e3, t_ours * 1e3, f"max|diff| {diff:.1e}"))
+        rows.append((f"embed 150x150 chip, batch {batch} (ms/face)", t_dlib * 1e3, t_ours * 1e3, f"max abs diff {diff:.1e}"))
     return rows
 
 

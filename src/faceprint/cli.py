@@ -56,13 +56,13 @@ def _emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=None) + "\n")
 
 
-def _pipeline(detector: str, model: str, need_detector: bool = True) -> Any:
+def _pipeline(detector: str, model: str, need_detector: bool = True, calibration: Optional[Path] = None) -> Any:
     from .pipeline import FacePipeline
     from .registry import create_detector, create_embedder
 
     embedder = create_embedder(model)
     det = create_detector(detector) if need_detector else _NoDetector()
-    return FacePipeline(detector=det, embedder=embedder)
+    return FacePipeline(detector=det, embedder=embedder, calibration=calibration)
 
 
 class _NoDetector:
@@ -142,18 +142,26 @@ def verify(image_a: Path = typer.Argument(..., help="First image."),
            model: str = ModelOpt, detector: str = DetectorOpt,
            face: int = typer.Option(0, "--face", min=0, help="Which face of each image (0 = largest)."),
            threshold: Optional[float] = typer.Option(None, "--threshold", help="Override the model's threshold."),
+           calibration: Optional[Path] = typer.Option(
+               None, "--calibration",
+               help="Calibration JSON from `faceprint calibrate`: its threshold, plus a match probability."),
            as_json: bool = JsonOpt) -> None:
     """Same person? Compares the largest face of each image (or face --face)."""
 
     def body() -> None:
-        pipe = _pipeline(detector, model)
+        pipe = _pipeline(detector, model, calibration=calibration)
         result = pipe.verify(image_a, image_b, face=face, threshold=threshold)
+        probability = pipe.match_probability(result.distance)
         if as_json:
-            _emit(result.to_dict())
+            data = result.to_dict()
+            if probability is not None:
+                data["probability"] = round(probability, 6)
+            _emit(data)
             return
         verdict = "same person" if result.match else "different people"
+        extra = "" if probability is None else f"; match probability {probability:.3f}"
         typer.echo(f"{verdict}: distance {result.distance:.4f} ({'<=' if result.match else '>'} threshold "
-                   f"{result.threshold:g}, {result.metric}, model {result.model_id})")
+                   f"{result.threshold:g}, {result.metric}, model {result.model_id}){extra}")
 
     _run(body)
 
@@ -178,6 +186,100 @@ def models(as_json: bool = JsonOpt) -> None:
                 if spec:
                     typer.echo(f"    input {spec['input_size']}px, template {spec['template']}, {spec['dim']}-d, "
                                f"{spec['metric']}, threshold {spec['threshold']}")
+
+    _run(body)
+
+
+eval_app = typer.Typer(no_args_is_help=True, help="Benchmark a model on labelled face pairs.")
+app.add_typer(eval_app, name="eval")
+
+PairsOpt = typer.Option(..., "--pairs", help="LFW pairs file (pairs.txt, pairsDevTrain.txt, pairsDevTest.txt) "
+                                             "or a CSV 'path_a,path_b,same'.")
+RootOpt = typer.Option(None, "--root", help="LFW image folder (<root>/<Name>/<Name>_0001.jpg); for a CSV, the "
+                                            "folder its relative paths start from. Default: the pairs file's folder.")
+ChunkOpt = typer.Option(64, "--chunk", min=1, help="Images per embed_many call.")
+
+
+def _distances(pipe: Any, pairs: Any, chunk: int) -> Any:
+    from .evaluation.lfw import pair_distances
+
+    n_images = len(pairs.unique_images()[0])
+    with progress_bar(n_images, "embed") as bar:
+        task = bar.add_task("embed", total=n_images)
+        return pair_distances(pipe, pairs, chunk, on_image=lambda _i: bar.advance(task))
+
+
+@eval_app.command("lfw")
+def eval_lfw(pairs_file: Path = PairsOpt, root: Optional[Path] = RootOpt,
+             json_out: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here ('-' = stdout)."),
+             plot: Optional[Path] = typer.Option(None, "--plot", help="Write a ROC + DET plot (PNG) here."),
+             model: str = ModelOpt, detector: str = DetectorOpt, chunk: int = ChunkOpt) -> None:
+    """LFW-protocol verification benchmark: accuracy, AUC, EER, TAR@FAR, speed.
+
+    View 2 (pairs.txt) reports 10-fold accuracy; View 1 and CSV files have one split, so the
+    accuracy uses a threshold tuned on the same pairs and accuracy_at_default_threshold is given too.
+    """
+
+    def body() -> None:
+        from .evaluation.lfw import format_report, report
+        from .evaluation.pairs import read_pairs
+
+        pairs = read_pairs(pairs_file, root)
+        pipe = _pipeline(detector, model)
+        rep = report(_distances(pipe, pairs, chunk), pairs, pipe.spec.model_id, detector, pipe.spec.metric,
+                     pipe.threshold)
+        if plot is not None:
+            from .evaluation.plots import plot_roc_det
+
+            plot_roc_det(rep.distances, rep.labels, plot, f"{rep.model_id} on {pairs_file.name}")
+        if json_out is not None and str(json_out) == "-":
+            _emit(rep.to_dict())
+            return
+        if json_out is not None:
+            json_out.write_text(json.dumps(rep.to_dict(), indent=2) + "\n", encoding="utf-8")
+        typer.echo(format_report(rep))
+        for label, path in (("report", json_out), ("plot", plot)):
+            if path is not None:
+                typer.echo(f"wrote {label} to {path}")
+
+    _run(body)
+
+
+@app.command()
+def calibrate(pairs_file: Path = PairsOpt, root: Optional[Path] = RootOpt,
+              far: float = typer.Option(1e-3, "--far", min=1e-9, max=1.0, help="Target false accept rate."),
+              out: Path = typer.Option(..., "--out", help="Calibration JSON to write."),
+              confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999,
+                                               help="Level of the FAR and threshold intervals."),
+              model: str = ModelOpt, detector: str = DetectorOpt, chunk: int = ChunkOpt,
+              as_json: bool = JsonOpt) -> None:
+    """Choose the threshold for a target FAR on labelled pairs and fit a match probability."""
+
+    def body() -> None:
+        from .evaluation.calibrate import calibrate as fit
+        from .evaluation.pairs import read_pairs
+
+        pairs = read_pairs(pairs_file, root)
+        pipe = _pipeline(detector, model)
+        dist = _distances(pipe, pairs, chunk)
+        calib = fit(dist.distances, dist.labels, pipe.spec.model_id, pipe.spec.metric, far=far,
+                    confidence=confidence, source=str(pairs_file))
+        calib.save(out)
+        if as_json:
+            _emit(calib.to_dict())
+            return
+        pct = f"{calib.confidence:.0%}"
+        typer.echo(f"threshold {calib.threshold:.4f} for FAR <= {far:g} (model {calib.model_id}, {calib.metric}); "
+                   f"{pct} interval {calib.threshold_ci[0]:.4f}..{calib.threshold_ci[1]:.4f}")
+        typer.echo(f"FAR {calib.far:.5f} ({calib.extras['false_accepts']} of {calib.n_impostor} impostor pairs; "
+                   f"{pct} interval {calib.far_ci[0]:.5f}..{calib.far_ci[1]:.5f}), TAR {calib.tar:.4f} "
+                   f"({calib.n_genuine} genuine pairs)")
+        typer.echo(f"match probability 0.5 at distance {calib.boundary:.4f}; "
+                   f"no face (fallback) in {dist.no_face} image(s)")
+        if not calib.extras["resolvable"]:
+            typer.echo(f"note: {calib.n_impostor} impostor pairs cannot resolve FAR {far:g} "
+                       f"(need >= {int(round(1 / far))}); see the FAR interval", err=True)
+        typer.echo(f"wrote {out}")
 
     _run(body)
 

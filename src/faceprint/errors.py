@@ -53,6 +53,15 @@ class ConfigError(FaceprintError, ValueError):
     exit_code = 2
 
 
+class PairsFileError(FaceprintError, ValueError):
+    """A labelled-pairs file (LFW ``pairs*.txt`` or CSV) is malformed or names a missing image.
+
+    The message names the file and the 1-based line number.
+    """
+
+    exit_code = 2
+
+
 __all__ = [
     "ConfigError",
     "FaceprintError",
@@ -60,5 +69,6 @@ __all__ = [
     "ModelLoadError",
     "ModelMismatchError",
     "NoFaceError",
+    "PairsFileError",
     "UnknownModelError",
 ]

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, NoFaceError
+from .errors import ConfigError, ModelMismatchError, NoFaceError
 from .image import ImageInput, describe, load_image
 from .types import AlignedFaces, Embeddings, Faces, Verification
 
@@ -43,6 +43,19 @@ def verify_embeddings(a: Embeddings, b: Embeddings, threshold: float) -> Verific
     return Verification(bool(d <= threshold), d, float(threshold), a.model_id, a.metric)
 
 
+def _load_calibration(calibration: Any, spec: Any) -> Any:
+    """``None``, a Calibration, or a path to one; checked against the embedder's model id."""
+    if calibration is None:
+        return None
+    from .calibration import Calibration
+
+    calib = calibration if isinstance(calibration, Calibration) else Calibration.load(calibration)
+    if calib.model_id != spec.model_id or calib.metric != spec.metric:
+        raise ModelMismatchError(f"calibration is for model {calib.model_id!r} ({calib.metric}), "
+                                 f"but the pipeline's embedder is {spec.model_id!r} ({spec.metric})")
+    return calib
+
+
 class FacePipeline:
     """Detector, aligner and embedder composed; each can be injected.
 
@@ -50,11 +63,19 @@ class FacePipeline:
         detector: any object with ``detect(image) -> Faces`` (default: the registry default).
         embedder: any object with ``spec`` and ``embed(aligned) -> Embeddings``.
         aligner: defaults to the aligner for ``embedder.spec.template``.
-        threshold: decision threshold for :meth:`verify`; defaults to ``embedder.spec.threshold``.
+        threshold: decision threshold for :meth:`verify`; defaults to the calibration's, else
+            ``embedder.spec.threshold``.
+        calibration: a :class:`~faceprint.calibration.Calibration` or the path of its JSON file
+            (``faceprint calibrate``); its threshold replaces the spec's and it provides
+            :meth:`match_probability`.
+
+    Raises:
+        ModelMismatchError: the calibration was made for another model.
+        ConfigError: the calibration file cannot be read.
     """
 
     def __init__(self, detector: Any = None, embedder: Any = None, aligner: Any = None,
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, calibration: Any = None) -> None:
         from .align import create_aligner
         from .registry import create_detector, create_embedder
 
@@ -63,11 +84,21 @@ class FacePipeline:
         self.aligner = aligner if aligner is not None else create_aligner(self.embedder.spec.template)
         if self.aligner.template != self.embedder.spec.template:
             raise ConfigError(f"aligner makes {self.aligner.template!r} chips, embedder needs {self.embedder.spec.template!r}")
-        self.threshold = float(threshold) if threshold is not None else self.embedder.spec.threshold
+        self.calibration = _load_calibration(calibration, self.embedder.spec)
+        if threshold is not None:
+            self.threshold = float(threshold)
+        elif self.calibration is not None:
+            self.threshold = float(self.calibration.threshold)
+        else:
+            self.threshold = self.embedder.spec.threshold
 
     @property
     def spec(self) -> Any:
         return self.embedder.spec
+
+    def match_probability(self, distance: float) -> float | None:
+        """P(same person) for a distance, from the calibration; ``None`` without one."""
+        return None if self.calibration is None else float(self.calibration.probability(distance))
 
     def detect(self, image: ImageInput) -> Faces:
         """Faces in ``image``, largest first."""

@@ -72,6 +72,13 @@ def test_lfw_root_defaults_to_the_pairs_folder(tmp_path: Path) -> None:
     assert read_pairs(tmp_path / "p.txt").pairs[0].path_a == tmp_path / "Ann_A" / "Ann_A_0001.jpg"
 
 
+def test_lfw_root_defaults_to_an_images_subfolder(tmp_path: Path) -> None:
+    """LFW's own layout (and ../shared/data/lfw-view1) keeps images beside the pairs files."""
+    make_lfw_root(tmp_path / "images", PEOPLE)
+    (tmp_path / "p.txt").write_text("1\nAnn_A 1 2\nAnn_A 1 Bob_B 2\n")
+    assert read_pairs(tmp_path / "p.txt").pairs[1].path_b == tmp_path / "images" / "Bob_B" / "Bob_B_0002.jpg"
+
+
 @pytest.mark.parametrize(("body", "line", "match"), [
     ("2\nAnn_A 1 2\nAnn_A 1 Bob_B 1\nAnn_A 1 Bob_B 1\nCy_C 1 Di_D 1\n", 3, "expected a matched pair"),
     ("2\nAnn_A 1 2\nBob_B 1 2\nAnn_A 1 Bob_B 1\nCy_C 1\n", 5, "expected a mismatched pair"),

@@ -85,6 +85,12 @@ class PairSet:
         return PairSet([Pair(p.path_a, p.path_b, p.same, 0, p.line) for p in same + diff], 1, self.layout, self.source)
 
 
+def default_lfw_root(pairs_file: Path) -> Path:
+    """The pairs file's folder, or its ``images/`` subfolder where LFW's layout keeps them."""
+    images = pairs_file.parent / "images"
+    return images if images.is_dir() else pairs_file.parent
+
+
 def lfw_image_path(root: Path, name: str, number: int) -> Path:
     """``root/<name>/<name>_<NNNN>.jpg``."""
     return Path(root) / name / f"{name}_{number:04d}.jpg"
@@ -186,7 +192,7 @@ def read_pairs(path: str | Path, root: str | Path | None = None, check_images: b
 
     Args:
         path: the pairs file.
-        root: LFW image root (default: the pairs file's folder); for CSV, the folder relative
+        root: LFW image root (default: the pairs file's folder, or its ``images/`` subfolder); for CSV, the folder relative
             paths resolve against (default: the CSV's folder).
         check_images: fail on the first pair whose image file is missing.
 
@@ -202,7 +208,7 @@ def read_pairs(path: str | Path, root: str | Path | None = None, check_images: b
     if source.suffix.lower() == ".csv" or "," in first:
         pairs = _read_csv(source, None if root is None else Path(root))
     else:
-        pairs = _read_lfw(source, Path(root) if root is not None else source.parent)
+        pairs = _read_lfw(source, Path(root) if root is not None else default_lfw_root(source))
     if check_images:
         _check_images(pairs)
     return pairs

@@ -24,6 +24,8 @@ _state = {"debug": False}
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 DetectorOpt = typer.Option("mtcnn", "--detector", help="Detector name (see `faceprint models`) or .onnx path.")
 ModelOpt = typer.Option("dlib_resnet", "--model", help="Embedder name (see `faceprint models`) or .onnx path.")
+FlipOpt = typer.Option(False, "--flip", help="Test-time augmentation: average each face's embedding with its "
+                                            "mirror image's (about 2x embedding time).")
 
 
 @app.callback()
@@ -56,11 +58,17 @@ def _emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=None) + "\n")
 
 
-def _pipeline(detector: str, model: str, need_detector: bool = True, calibration: Optional[Path] = None) -> Any:
+def _embedder_options(flip: bool) -> dict[str, Any]:
+    """Constructor options for ``create_embedder`` (only those set, so any backend accepts them)."""
+    return {"flip": True} if flip else {}
+
+
+def _pipeline(detector: str, model: str, need_detector: bool = True, calibration: Optional[Path] = None,
+              flip: bool = False) -> Any:
     from .pipeline import FacePipeline
     from .registry import create_detector, create_embedder
 
-    embedder = create_embedder(model)
+    embedder = create_embedder(model, **_embedder_options(flip))
     det = create_detector(detector) if need_detector else _NoDetector()
     return FacePipeline(detector=det, embedder=embedder, calibration=calibration)
 
@@ -105,14 +113,14 @@ def embed(images: List[Path] = typer.Argument(..., help="Image files."),
           aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned chips of the model's input size."),
           batch_size: int = typer.Option(32, "--batch-size", min=1, help="Faces per inference call."),
           threads: int = typer.Option(0, "--threads", min=0, help="Inference threads (0 = all cores)."),
-          as_json: bool = JsonOpt) -> None:
+          flip: bool = FlipOpt, as_json: bool = JsonOpt) -> None:
     """Embed every face of every image (in input order)."""
 
     def body() -> None:
         from .registry import create_detector, create_embedder
         from .pipeline import FacePipeline
 
-        embedder = create_embedder(model, batch_size=batch_size, threads=threads)
+        embedder = create_embedder(model, batch_size=batch_size, threads=threads, **_embedder_options(flip))
         pipe = FacePipeline(detector=_NoDetector() if aligned else create_detector(detector), embedder=embedder)
         if aligned:
             vectors = pipe.embed_aligned(images)
@@ -145,11 +153,11 @@ def verify(image_a: Path = typer.Argument(..., help="First image."),
            calibration: Optional[Path] = typer.Option(
                None, "--calibration",
                help="Calibration JSON from `faceprint calibrate`: its threshold, plus a match probability."),
-           as_json: bool = JsonOpt) -> None:
+           flip: bool = FlipOpt, as_json: bool = JsonOpt) -> None:
     """Same person? Compares the largest face of each image (or face --face)."""
 
     def body() -> None:
-        pipe = _pipeline(detector, model, calibration=calibration)
+        pipe = _pipeline(detector, model, calibration=calibration, flip=flip)
         result = pipe.verify(image_a, image_b, face=face, threshold=threshold)
         probability = pipe.match_probability(result.distance)
         if as_json:
@@ -186,8 +194,20 @@ def models(as_json: bool = JsonOpt) -> None:
                 if spec:
                     typer.echo(f"    input {spec['input_size']}px, template {spec['template']}, {spec['dim']}-d, "
                                f"{spec['metric']}, threshold {spec['threshold']}")
+                    if spec.get("thresholds"):
+                        typer.echo(f"    calibrated thresholds: {_format_thresholds(spec['thresholds'])}")
+                        if spec.get("thresholds_source"):
+                            typer.echo(f"      (measured on {spec['thresholds_source']})")
 
     _run(body)
+
+
+def _format_thresholds(thresholds: dict[str, float]) -> str:
+    """``accuracy 0.6133, FAR 1e-2 0.5..., FAR 1e-3 0.4...`` (stricter FARs last)."""
+    parts = [f"accuracy {thresholds['accuracy']:.4f}"] if "accuracy" in thresholds else []
+    fars = sorted((k for k in thresholds if k.startswith("far_")), key=lambda k: -float(k[4:]))
+    parts += [f"FAR {k[4:]} {thresholds[k]:.4f}" for k in fars]
+    return ", ".join(parts)
 
 
 eval_app = typer.Typer(no_args_is_help=True, help="Benchmark a model on labelled face pairs.")
@@ -196,7 +216,7 @@ app.add_typer(eval_app, name="eval")
 PairsOpt = typer.Option(..., "--pairs", help="LFW pairs file (pairs.txt, pairsDevTrain.txt, pairsDevTest.txt) "
                                              "or a CSV 'path_a,path_b,same'.")
 RootOpt = typer.Option(None, "--root", help="LFW image folder (<root>/<Name>/<Name>_0001.jpg); for a CSV, the "
-                                            "folder its relative paths start from. Default: the pairs file's folder.")
+                                            "folder its relative paths start from. Default: the pairs file's folder, or its images/ subfolder.")
 ChunkOpt = typer.Option(64, "--chunk", min=1, help="Images per embed_many call.")
 
 
@@ -213,7 +233,8 @@ def _distances(pipe: Any, pairs: Any, chunk: int) -> Any:
 def eval_lfw(pairs_file: Path = PairsOpt, root: Optional[Path] = RootOpt,
              json_out: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here ('-' = stdout)."),
              plot: Optional[Path] = typer.Option(None, "--plot", help="Write a ROC + DET plot (PNG) here."),
-             model: str = ModelOpt, detector: str = DetectorOpt, chunk: int = ChunkOpt) -> None:
+             model: str = ModelOpt, detector: str = DetectorOpt, chunk: int = ChunkOpt,
+             flip: bool = FlipOpt) -> None:
     """LFW-protocol verification benchmark: accuracy, AUC, EER, TAR@FAR, speed.
 
     View 2 (pairs.txt) reports 10-fold accuracy; View 1 and CSV files have one split, so the
@@ -225,9 +246,9 @@ def eval_lfw(pairs_file: Path = PairsOpt, root: Optional[Path] = RootOpt,
         from .evaluation.pairs import read_pairs
 
         pairs = read_pairs(pairs_file, root)
-        pipe = _pipeline(detector, model)
+        pipe = _pipeline(detector, model, flip=flip)
         rep = report(_distances(pipe, pairs, chunk), pairs, pipe.spec.model_id, detector, pipe.spec.metric,
-                     pipe.threshold)
+                     pipe.threshold, flip=flip)
         if plot is not None:
             from .evaluation.plots import plot_roc_det
 

@@ -6,7 +6,8 @@ elsewhere.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import ConfigError
@@ -29,6 +30,14 @@ class ModelSpec:
         metric: ``"euclidean"`` or ``"cosine"``.
         threshold: default decision threshold in ``metric`` units (match when distance <= it).
         normalize: L2-normalise outputs.
+        thresholds: calibrated thresholds in ``metric`` units, measured on labelled pairs with
+            the default pipeline: ``"accuracy"`` (the threshold of best accuracy) and
+            ``"far_1e-2"``, ``"far_1e-3"``, ... (the largest threshold whose false accept rate
+            is at most that FAR). Stricter FARs never get larger thresholds. Empty when the
+            model was never calibrated. Where they were measured is in ``thresholds_source``;
+            they are measurements on one data set, not guarantees for another (``faceprint
+            calibrate`` measures your own).
+        thresholds_source: the pairs and pipeline ``thresholds`` were measured on.
     """
 
     model_id: str
@@ -40,6 +49,8 @@ class ModelSpec:
     metric: str
     threshold: float
     normalize: bool = False
+    thresholds: dict[str, float] = field(default_factory=dict, hash=False)
+    thresholds_source: str = ""
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
@@ -53,6 +64,42 @@ class ModelSpec:
             raise ConfigError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}")
         if self.dim <= 0 or self.threshold <= 0:
             raise ConfigError(f"dim and threshold must be positive, got {self.dim}, {self.threshold}")
+        self._check_thresholds()
+
+    def _check_thresholds(self) -> None:
+        """Keys ``"accuracy"`` or ``"far_<rate>"``, positive finite values, ordered by FAR."""
+        fars: list[tuple[float, float]] = []
+        for key, value in self.thresholds.items():
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"calibrated threshold {key!r} must be a positive number, got {value!r}")
+            if key == "accuracy":
+                continue
+            rate = None
+            if key.startswith("far_"):
+                try:
+                    rate = float(key[4:])
+                except ValueError:
+                    rate = None
+            if rate is None or not 0 < rate < 1:
+                raise ConfigError(f"calibrated threshold keys are 'accuracy' or 'far_<rate>' (e.g. 'far_1e-3'), "
+                                  f"got {key!r}")
+            fars.append((rate, float(value)))
+        fars.sort()
+        for (rate_lo, t_lo), (rate_hi, t_hi) in zip(fars, fars[1:]):
+            if t_lo > t_hi:
+                raise ConfigError(f"calibrated thresholds out of order: FAR {rate_lo:g} has {t_lo:g}, "
+                                  f"more than FAR {rate_hi:g}'s {t_hi:g}")
+
+    def threshold_for(self, key: str) -> float:
+        """The calibrated threshold ``key`` (``"accuracy"``, ``"far_1e-3"``, ...).
+
+        Raises:
+            ConfigError: the spec has no such calibrated threshold.
+        """
+        if key not in self.thresholds:
+            known = ", ".join(sorted(self.thresholds)) or "none"
+            raise ConfigError(f"model {self.model_id!r} has no calibrated threshold {key!r} (has: {known})")
+        return float(self.thresholds[key])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

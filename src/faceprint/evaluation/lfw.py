@@ -151,6 +151,7 @@ class EvalReport:
     seconds: float
     distances: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, bool))
+    flip: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready report (distances and labels left out)."""
@@ -169,8 +170,9 @@ def _rounded(value: Any) -> Any:
 
 
 def report(dist: PairDistances, pairs: PairSet, model_id: str, detector: str, metric: str,
-           default_threshold: float) -> EvalReport:
-    """Metrics from measured distances (see :mod:`faceprint.evaluation.metrics`)."""
+           default_threshold: float, flip: bool = False) -> EvalReport:
+    """Metrics from measured distances (see :mod:`faceprint.evaluation.metrics`); ``flip``
+    (flip-averaged embeddings) is only recorded."""
     d, y = dist.distances, dist.labels
     folds = metrics.kfold_accuracy(d, y, dist.folds)
     if pairs.n_folds > 1:
@@ -191,7 +193,7 @@ def report(dist: PairDistances, pairs: PairSet, model_id: str, detector: str, me
         accuracy_at_default_threshold=metrics.accuracy_at(d, y, default_threshold),
         auc=metrics.auc(d, y), eer=rate, eer_threshold=eer_t, tar_at_far=tar, threshold_at_far=thr,
         no_face=dist.no_face, n_images=dist.n_images, images_per_s=dist.images_per_s, seconds=dist.seconds,
-        distances=d, labels=y,
+        distances=d, labels=y, flip=bool(flip),
     )
 
 
@@ -207,14 +209,16 @@ def evaluate(pipe: Any, pairs: PairSet, detector: str = "", chunk: int = 64,
         ConfigError: the pairs lack a class (all same or all different).
     """
     dist = pair_distances(pipe, pairs, chunk, on_image)
-    return report(dist, pairs, pipe.spec.model_id, detector, pipe.spec.metric, pipe.threshold)
+    return report(dist, pairs, pipe.spec.model_id, detector, pipe.spec.metric, pipe.threshold,
+                  flip=bool(getattr(pipe.embedder, "flip", False)))
 
 
 def format_report(rep: EvalReport) -> str:
     """A readable table of the report."""
     rows = [
         ("pairs", f"{rep.n_pairs} ({rep.n_same} same, {rep.n_different} different) from {rep.pairs_file}"),
-        ("model", f"{rep.model_id} ({rep.metric}), detector {rep.detector or '?'}"),
+        ("model", f"{rep.model_id} ({rep.metric}), detector {rep.detector or '?'}"
+                  + (", flip-averaged" if rep.flip else "")),
         ("protocol", rep.protocol),
         ("accuracy", f"{rep.accuracy_mean:.4f} +/- {rep.accuracy_std:.4f}"),
         ("thresholds", ", ".join(f"{t:.4f}" for t in rep.thresholds)),

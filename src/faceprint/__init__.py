@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "FacePipeline": ".pipeline",
+    "Calibration": ".calibration",
     "FaceEmbeddings": ".pipeline",
     "ModelSpec": ".spec",
     "create_detector": ".registry",
@@ -38,6 +39,7 @@ _LAZY = {
 
 __all__ = [
     "AlignedFaces",
+    "Calibration",
     "ConfigError",
     "Embeddings",
     "FaceEmbeddings",

@@ -63,14 +63,12 @@ def _embedder_options(flip: bool) -> dict[str, Any]:
     return {"flip": True} if flip else {}
 
 
-def _pipeline(detector: str, model: str, need_detector: bool = True, calibration: Optional[Path] = None,
-              flip: bool = False) -> Any:
+def _pipeline(detector: str, model: str, calibration: Optional[Path] = None, flip: bool = False) -> Any:
     from .pipeline import FacePipeline
     from .registry import create_detector, create_embedder
 
     embedder = create_embedder(model, **_embedder_options(flip))
-    det = create_detector(detector) if need_detector else _NoDetector()
-    return FacePipeline(detector=det, embedder=embedder, calibration=calibration)
+    return FacePipeline(detector=create_detector(detector), embedder=embedder, calibration=calibration)
 
 
 class _NoDetector:

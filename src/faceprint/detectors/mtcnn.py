@@ -23,7 +23,6 @@ Conventions of the converted graphs (all take raw RGB pixels in ``0..255``, NHWC
 from __future__ import annotations
 
 import math
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -55,13 +54,9 @@ def weights_path(net: str) -> Path:
     Raises:
         ModelLoadError: the ``mtcnn`` package or its weight file is missing.
     """
-    spec = find_spec("mtcnn")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError("the MTCNN weights come from the 'mtcnn' package: pip install mtcnn")
-    path = Path(list(spec.submodule_search_locations)[0]) / "assets" / "weights" / f"{net}.lz4"
-    if not path.is_file():
-        raise ModelLoadError(f"MTCNN weight file not found: {path} (reinstall the 'mtcnn' package)")
-    return path
+    from ..cache import package_file
+
+    return package_file("mtcnn", f"assets/weights/{net}.lz4", "mtcnn")
 
 
 def load_keras_weights(net: str) -> list[np.ndarray]:

@@ -20,7 +20,6 @@ faceprint cache and runs the ONNX file.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,13 +100,11 @@ def default_dat_path() -> Path:
     """The ``.dat`` file shipped by ``face-recognition-models`` (found without importing it).
 
     Raises:
-        ModelLoadError: the package is not installed.
+        ModelLoadError: the package or the file is missing.
     """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.origin:
-        raise ModelLoadError("dlib's ResNet weights need the 'face-recognition-models' package "
-                             "(pip install face-recognition-models)")
-    return Path(spec.origin).parent / "models" / DAT_NAME
+    from ..cache import package_file
+
+    return package_file("face_recognition_models", f"models/{DAT_NAME}", "face-recognition-models")
 
 
 # -- reading the .dat file -----------------------------------------------------------------

@@ -72,6 +72,16 @@ class OnnxEmbedder:
         x = (chips.astype(np.float32) - np.asarray(self.spec.mean, np.float32)) / np.asarray(self.spec.std, np.float32)
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if self._layout == "NCHW" else x)
 
+    def _infer(self, chips: np.ndarray) -> np.ndarray:
+        """Raw ``(N, dim)`` outputs for uint8 chips, in calls of at most the model's batch size."""
+        session = self.session
+        name = session.get_inputs()[0].name
+        parts = []
+        for start in range(0, len(chips), self._max_batch):
+            part = chips[start : start + self._max_batch]
+            parts.append(session.run(None, {name: self.preprocess(part)})[0].reshape(len(part), -1))
+        return np.concatenate(parts)
+
     def embed(self, aligned: AlignedFaces | np.ndarray) -> Embeddings:
         """Embed aligned chips: :class:`AlignedFaces` or a uint8 ``(N, S, S, 3)`` array.
 
@@ -87,25 +97,18 @@ class OnnxEmbedder:
         size = self.spec.input_size
         if chips.shape[1:3] != (size, size):
             raise ConfigError(f"chips must be {size}x{size}, got {chips.shape[2]}x{chips.shape[1]}")
-        session = self.session
-        name = session.get_inputs()[0].name
+        self.session  # opening the session sets the model's batch limit (_max_batch)
         out = np.zeros((len(chips), self.spec.dim), dtype=np.float32)
-        # with flip, each call carries chips and their mirrors: half as many chips per call
-        # (a fixed-batch-1 model gets the two in separate calls)
+        # with flip, each step runs chips and their mirrors together: half as many chips per step
         step = max(1, self._max_batch // 2) if self.flip else self._max_batch
         for start in range(0, len(chips), step):
             part = chips[start : start + step]
             n = len(part)
-            if not self.flip:
-                out[start : start + n] = session.run(None, {name: self.preprocess(part)})[0].reshape(n, -1)
-                continue
-            both = np.concatenate([part, part[:, :, ::-1]])
-            if self._max_batch >= 2 * n:
-                raw = session.run(None, {name: self.preprocess(both)})[0].reshape(2 * n, -1)
+            if self.flip:
+                raw = self._infer(np.concatenate([part, part[:, :, ::-1]]))
+                out[start : start + n] = (raw[:n].astype(np.float64) + raw[n:]) / 2
             else:
-                raw = np.concatenate([session.run(None, {name: self.preprocess(both[i : i + 1])})[0].reshape(1, -1)
-                                      for i in range(2 * n)])
-            out[start : start + n] = (raw[:n].astype(np.float64) + raw[n:]) / 2
+                out[start : start + n] = self._infer(part)
         if self.spec.normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return Embeddings(out, self.spec.model_id, self.spec.metric)

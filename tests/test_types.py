@@ -50,3 +50,16 @@ def test_embeddings_of_different_models_never_compare() -> None:
         Embeddings(np.zeros((1, 4)), "a").distance(Embeddings(np.zeros((1, 8)), "a"))
     with pytest.raises(ConfigError):
         Embeddings(np.zeros((1, 4)), "a", metric="manhattan")
+
+
+def test_paired_distance_matches_reference_loop() -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(5, 16)), rng.normal(size=(5, 16))
+    for metric in ("euclidean", "cosine"):
+        ea, eb = Embeddings(a, "m", metric), Embeddings(b, "m", metric)
+        ref = [ea[i].distance(eb[i])[0, 0] for i in range(5)]
+        np.testing.assert_allclose(ea.paired_distance(eb), ref, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="equal length"):
+        Embeddings(a, "m").paired_distance(Embeddings(b[:3], "m"))
+    with pytest.raises(ModelMismatchError):
+        Embeddings(a, "m").paired_distance(Embeddings(b, "other"))

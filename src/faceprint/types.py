@@ -181,14 +181,33 @@ class Embeddings:
         Euclidean distance for ``"euclidean"``, ``1 - cos`` for ``"cosine"``.
         """
         self.check_compatible(other)
-        a = self.vectors.astype(np.float64)
-        b = other.vectors.astype(np.float64)
+        a, b = self._as_metric(), other._as_metric()
         if self.metric == "cosine":
-            a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-            b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
             return (1.0 - a @ b.T).astype(np.float32)
         sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
         return np.sqrt(np.clip(sq, 0.0, None)).astype(np.float32)
+
+    def paired_distance(self, other: Embeddings) -> np.ndarray:
+        """``(N,)`` float64 distances between row ``i`` of ``self`` and row ``i`` of ``other``.
+
+        Raises:
+            ModelMismatchError: ``other`` comes from another model.
+            ConfigError: the batches differ in length.
+        """
+        self.check_compatible(other)
+        if len(other) != len(self):
+            raise ConfigError(f"paired_distance needs batches of equal length, got {len(self)} and {len(other)}")
+        a, b = self._as_metric(), other._as_metric()
+        if self.metric == "cosine":
+            return 1.0 - (a * b).sum(1)
+        return np.linalg.norm(a - b, axis=1)
+
+    def _as_metric(self) -> np.ndarray:
+        """float64 vectors, unit-normalised for the cosine metric."""
+        v = self.vectors.astype(np.float64)
+        if self.metric == "cosine":
+            v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        return v
 
 
 @dataclass(frozen=True)

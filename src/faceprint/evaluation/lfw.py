@@ -82,15 +82,8 @@ def embed_images(pipe: Any, paths: Sequence[Any], chunk: int = 64,
 
 
 def paired_distances(emb: Embeddings, a_idx: np.ndarray, b_idx: np.ndarray) -> np.ndarray:
-    """``(P,)`` distances between rows ``a_idx`` and ``b_idx`` under the model's metric
-    (Euclidean, or ``1 - cos``), as :meth:`Embeddings.distance` computes them."""
-    a = emb.vectors[a_idx].astype(np.float64)
-    b = emb.vectors[b_idx].astype(np.float64)
-    if emb.metric == "cosine":
-        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-        return 1.0 - (a * b).sum(1)
-    return np.linalg.norm(a - b, axis=1)
+    """``(P,)`` distances between rows ``a_idx`` and ``b_idx`` under the model's metric."""
+    return emb[a_idx].paired_distance(emb[b_idx])
 
 
 @dataclass

@@ -21,12 +21,14 @@ Run: ``python benchmarks/bench_lfw.py [--pairs FILE] [--root DIR] [--limit N]``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_core import DATA, print_table  # noqa: E402
 NO_FACE_DISTANCE = 10.0
 
 
@@ -82,6 +84,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=DATA / "lfw-view1" / "pairsDevTest.txt")
     parser.add_argument("--root", type=Path, default=DATA / "lfw-view1" / "images")
     parser.add_argument("--limit", type=int, default=0, help="Use only the first N same and N different pairs.")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table for the README")
     args = parser.parse_args()
 
     from faceprint.embedders.dlib_resnet import DLIB_RESNET_SPEC
@@ -98,12 +101,12 @@ def main() -> None:
     fp = summarise(d, y, no_face, ips, threshold)
     d, no_face, ips = anchor_distances(paths, a_idx, b_idx)
     fr = summarise(d, y, no_face, ips, threshold)
-    print(f"{'metric':<22}{'faceprint':>12}{'face_recognition':>18}{'ratio':>8}")
+    rows = []
     for key in fp:
-        ratio = f"{fp[key] / fr[key]:.2f}" if fr[key] else "-"
         fmt = ".0f" if key == "no face" else ".1f" if key == "images/s" else ".4f"
-        print(f"{key:<22}{fp[key]:>12{fmt}}{fr[key]:>18{fmt}}{ratio:>8}")
-
+        ratio = f"{fp[key] / fr[key]:.2f}" if fr[key] else "-"
+        rows.append((key, format(fp[key], fmt), format(fr[key], fmt), ratio))
+    print_table(("metric", "faceprint", "face_recognition", "ratio"), rows, args.markdown)
 
 if __name__ == "__main__":
     main()

@@ -19,17 +19,10 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw-vie
 
 
 def devtrain_images(limit: int) -> list[Path]:
-    lines = (DATA / "pairsDevTrain.txt").read_text().split("\n")[1:]
-    names: list[Path] = []
-    for line in lines:
-        parts = line.split()
-        pairs = [(parts[0], parts[1]), (parts[0], parts[2])] if len(parts) == 3 else (
-            [(parts[0], parts[1]), (parts[2], parts[3])] if len(parts) == 4 else [])
-        for person, num in pairs:
-            path = DATA / "images" / person / f"{person}_{int(num):04d}.jpg"
-            if path not in names:
-                names.append(path)
-    return names[:limit]
+    """The first ``limit`` unique images of DevTrain's pairs, in file order."""
+    from faceprint.evaluation.pairs import read_pairs
+
+    return read_pairs(DATA / "pairsDevTrain.txt").unique_images()[0][:limit]
 
 
 def main() -> None:

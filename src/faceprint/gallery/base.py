@@ -166,6 +166,16 @@ class Gallery(abc.ABC):
         """The ``k`` nearest samples of each query: distances ``(Q, k)`` float (``inf`` pad),
         sample ids ``(Q, k)`` int64 (``-1`` pad) and owner names per row."""
 
+    def _cohort_neighbours(self, vectors: np.ndarray, k: int) -> np.ndarray:
+        """``(Q, <=k)`` distances to the nearest cohort faces (none by default)."""
+        return np.zeros((len(vectors), 0), np.float32)
+
+    def add_cohort(self, embeddings: Embeddings) -> int:
+        """Store faces of people who will never be enrolled, for score normalisation.
+
+        Raises GalleryError when the backend keeps no cohort."""
+        raise GalleryError(f"{type(self).__name__} does not store a cohort")
+
     def _person_vectors(self, names: Sequence[str]) -> dict[str, np.ndarray]:
         """``{name: (n_i, D) float32}`` for re-scoring shortlisted identities."""
         out = {}
@@ -204,10 +214,12 @@ class Gallery(abc.ABC):
                  policy: Any = None) -> list[Identification]:
         """Who is each query face? One :class:`Identification` per row of ``embeddings``.
 
-        Candidates are identities (each scored by ``policy.aggregation`` over its samples);
-        the best one is accepted when its score is within ``threshold`` (default: the
-        policy's, derived from the model and the gallery size) and it passes the margin test
-        against the second best; otherwise ``name`` is ``None`` (unknown).
+        Candidates are identities (each scored by ``policy.aggregation`` over its samples).
+        With ``threshold=None`` the best one is accepted when its cohort-normalised score
+        passes the policy's calibrated ratio threshold (see
+        :mod:`faceprint.gallery.scoring`); a ``threshold`` is a plain distance threshold.
+        The margin test against the second best applies either way; a rejected face gets
+        ``name=None`` (unknown).
 
         Raises:
             ModelMismatchError: the queries come from another model.

@@ -170,7 +170,7 @@ def scale(args: argparse.Namespace) -> None:
             times.append(time.perf_counter() - t)
         e50, e99 = percentiles(times)
         del exact
-        for dtype in ("f32", "i8"):
+        for dtype in args.dtypes.split(","):
             ann = UsearchIndex(128, dtype=dtype, connectivity=args.m,
                                expansion_add=args.ef_add, expansion_search=args.ef)
             t = time.perf_counter()
@@ -189,6 +189,8 @@ def scale(args: argparse.Namespace) -> None:
             del ann
     print_table(("faces", "ANN dtype", "exact p50 ms", "exact p99 ms", "ANN p50 ms", "ANN p99 ms", "speed-up",
                  "recall@1", "ANN bytes/face", "ANN adds/s"), rows, args.markdown)
+    if args.no_sqlite:
+        return
     rows = []
     for n in (1000, 20000):
         from faceprint import Embeddings
@@ -226,6 +228,8 @@ def main() -> None:
     s = sub.add_parser("scale")
     s.add_argument("--sizes", default="10000,100000")
     s.add_argument("--queries", type=int, default=200)
+    s.add_argument("--dtypes", default="f32,i8", help="HNSW storage types to build")
+    s.add_argument("--no-sqlite", action="store_true", help="skip the SQLite enrollment-rate table")
     s.add_argument("--m", type=int, default=16, help="HNSW connectivity")
     s.add_argument("--ef", type=int, default=64, help="HNSW expansion_search")
     s.add_argument("--ef-add", type=int, default=128, help="HNSW expansion_add")

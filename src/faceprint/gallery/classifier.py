@@ -21,7 +21,7 @@ KINDS = ("svm", "logistic")
 
 
 class ClosedSetClassifier:
-    """SVM (``"svm"``, linear, Platt-scaled probabilities) or ``"logistic"`` regression.
+    """A linear SVM (``"svm"``; confidence NaN) or ``"logistic"`` regression (confidence = probability).
 
     Args:
         kind: ``"svm"`` or ``"logistic"``.
@@ -50,7 +50,7 @@ class ClosedSetClassifier:
         except ImportError as exc:
             raise GalleryError("the closed-set classifier needs scikit-learn: pip install scikit-learn") from exc
         if self.kind == "svm":
-            est = SVC(kernel="linear", C=self.C, probability=len(names) >= 5 * len(set(names)), random_state=0)
+            est = SVC(kernel="linear", C=self.C)
         else:
             est = LogisticRegression(C=self.C, max_iter=2000)
         self.estimator_ = est.fit(emb.vectors, np.array(names))
@@ -73,8 +73,8 @@ class ClosedSetClassifier:
         if len(embeddings) == 0:
             return [], np.zeros(0)
         names = [str(n) for n in self.estimator_.predict(embeddings.vectors)]
-        if hasattr(self.estimator_, "predict_proba") and getattr(self.estimator_, "probability", True):
+        if self.kind == "logistic":
             conf = self.estimator_.predict_proba(embeddings.vectors).max(1)
-        else:
+        else:  # SVM margins are not probabilities
             conf = np.full(len(names), np.nan)
         return names, conf

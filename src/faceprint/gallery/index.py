@@ -88,7 +88,7 @@ class UsearchIndex:
     """
 
     def __init__(self, dim: int, metric: str = "euclidean", dtype: str = "f32", connectivity: int = 16,
-                 expansion_add: int = 128, expansion_search: int = 64, int8_scale: float = 210.0) -> None:
+                 expansion_add: int = 128, expansion_search: int = 128, int8_scale: float = 210.0) -> None:
         try:
             from usearch.index import Index
         except ImportError as exc:
@@ -134,7 +134,7 @@ class UsearchIndex:
         res = self._index.search(self._encode(q), k, threads=threads)
         keys = np.asarray(res.keys).reshape(len(q), -1)
         dist = np.asarray(res.distances, np.float32).reshape(len(q), -1)
-        counts = np.asarray(res.counts).reshape(len(q))
+        counts = np.asarray(getattr(res, "counts", [keys.shape[1]])).reshape(len(q))  # one query: Matches
         for r in range(len(q)):
             c = int(counts[r])
             out_i[r, :c] = keys[r, :c].astype(np.int64)

@@ -151,4 +151,12 @@ class UsearchIndex:
     @property
     def serialized_bytes(self) -> int:
         """Bytes of the saved index (vectors + graph + keys): the per-face footprint measure."""
-        return int(self._index.serialized_length)
+        try:
+            return int(self._index.serialized_length)
+        except TypeError:  # some usearch releases break the property; measure a saved copy
+            import os
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                self._index.save(os.path.join(tmp, "i.usearch"))
+                return os.path.getsize(os.path.join(tmp, "i.usearch"))

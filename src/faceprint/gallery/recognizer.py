@@ -214,6 +214,23 @@ class Recognizer:
         """
         return [self.enroll(name, files, **kwargs) for name, files in person_folders(root)]
 
+    def add_cohort(self, images: Sequence[ImageInput]) -> int:
+        """Store every face of ``images`` as cohort faces (people who will never be enrolled);
+        they sharpen the unknown decision (see :mod:`faceprint.gallery.scoring`). Returns the count.
+
+        Raises:
+            ImageDecodeError: an image cannot be read.
+            GalleryError: the backend keeps no cohort.
+        """
+        found = self.pipeline.embed_many(list(images))
+        vectors = [f.embeddings.vectors for f in found if len(f)]
+        if not vectors:
+            return 0
+        from ..types import Embeddings
+
+        return self.gallery.add_cohort(Embeddings(np.concatenate(vectors), self.pipeline.spec.model_id,
+                                                  self.pipeline.spec.metric))
+
     # ---- identification -------------------------------------------------------------------------------
     def identify(self, image: ImageInput, threshold: float | None = None, top_k: int = 5) -> list[FaceResult]:
         """Every face of ``image`` (largest first) with its identity or ``None`` (unknown).

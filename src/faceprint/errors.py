@@ -62,7 +62,20 @@ class PairsFileError(FaceprintError, ValueError):
     exit_code = 2
 
 
+class CollectionError(FaceprintError, ValueError):
+    """The photo index cannot do what was asked (unreadable database, mixed models, bad face id)."""
+
+    exit_code = 10
+
+
+class UnknownClusterError(CollectionError, LookupError):
+    """A cluster id that the photo index does not hold."""
+
+    exit_code = 11
+
+
 __all__ = [
+    "CollectionError",
     "ConfigError",
     "FaceprintError",
     "ImageDecodeError",
@@ -70,5 +83,6 @@ __all__ = [
     "ModelMismatchError",
     "NoFaceError",
     "PairsFileError",
+    "UnknownClusterError",
     "UnknownModelError",
 ]

@@ -62,27 +62,58 @@ class PairsFileError(FaceprintError, ValueError):
     exit_code = 2
 
 
-class CollectionError(FaceprintError, ValueError):
-    """The photo index cannot do what was asked (unreadable database, mixed models, bad face id)."""
+class GalleryError(FaceprintError, RuntimeError):
+    """A gallery (face database) operation failed: unreadable store, bad URI, bad export file."""
 
     exit_code = 10
+
+
+class PersonNotFoundError(GalleryError, LookupError):
+    """A person name is not enrolled in the gallery."""
+
+    exit_code = 11
+
+    def __str__(self) -> str:  # LookupError would not quote, but keep it explicit
+        return str(self.args[0]) if self.args else ""
+
+
+class PersonExistsError(GalleryError):
+    """A person name is already taken (add, rename or import onto an existing name)."""
+
+    exit_code = 12
+
+
+class EnrollmentError(GalleryError):
+    """Nothing could be enrolled: every photo was rejected by the quality gate."""
+
+    exit_code = 13
+
+
+class CollectionError(FaceprintError, ValueError):
+    """The photo index cannot do what was asked (unreadable index, mixed models, unknown face id)."""
+
+    exit_code = 14
 
 
 class UnknownClusterError(CollectionError, LookupError):
     """A cluster id that the photo index does not hold."""
 
-    exit_code = 11
+    exit_code = 15
 
 
 __all__ = [
     "CollectionError",
     "ConfigError",
+    "EnrollmentError",
     "FaceprintError",
+    "GalleryError",
     "ImageDecodeError",
     "ModelLoadError",
     "ModelMismatchError",
     "NoFaceError",
     "PairsFileError",
+    "PersonExistsError",
+    "PersonNotFoundError",
     "UnknownClusterError",
     "UnknownModelError",
 ]

@@ -19,7 +19,8 @@ import numpy as np
 
 from .clustering import as_vectors, create_clusterer, pairwise_distances
 from .constraints import apply_constraints, same_photo_pairs, units
-from .store import FaceRows, cluster_names, get_state, read_faces, read_links, set_state, transaction
+from ..sqlitedb import transaction
+from .store import FaceRows, cluster_names, get_state, read_faces, read_links, set_state
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .scan import PhotoFile, plan, walk
-from .store import transaction
+from ..sqlitedb import transaction
 from .workers import Item, PhotoResult, PipelineConfig, make_runner, threads_per_worker
 
 

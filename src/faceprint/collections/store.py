@@ -1,13 +1,14 @@
 """The photo index's tables in the shared SQLite file (component ``"collections"``).
 
-Follows the shared-database convention: WAL mode, ``busy_timeout`` 5000 ms, foreign keys on,
-and this component's schema version in ``schema_versions``. Tables owned here:
+Opened with :mod:`faceprint.sqlitedb` (the shared-database convention: WAL, busy timeout,
+foreign keys, this component's version in ``schema_versions``). Tables owned here:
 
 - ``photos``: one row per indexed file (``path`` absolute, ``size``, ``mtime_ns``, ``sha256``,
   ``width``, ``height``, ``error`` when the file could not be read);
 - ``faces``: one row per detected face: ``photo_id``, box ``x1 y1 x2 y2`` (pixels), detector
   ``score``, ``model_id``, ``metric``, ``embedding`` (float32 bytes), ``cluster_id`` (NULL =
-  noise or not clustered yet) and ``clustered`` (0 = new since the last clustering);
+  noise or not clustered yet), ``clustered`` (0 = new since the last clustering) and
+  ``sample_id`` (the gallery sample it was enrolled as, once its cluster was named);
 - ``clusters``: ``id``, ``name`` (NULL until a person names it);
 - ``face_links``: user corrections, ``kind`` ``"must"`` or ``"cannot"`` between two faces
   (``face_a < face_b``);
@@ -28,6 +29,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import CollectionError
+from ..sqlitedb import transaction
 from ..types import Embeddings
 
 COMPONENT = "collections"
@@ -57,7 +59,8 @@ MIGRATIONS: list[str] = [
         metric TEXT NOT NULL,
         embedding BLOB NOT NULL,
         cluster_id INTEGER REFERENCES clusters(id) ON DELETE SET NULL,
-        clustered INTEGER NOT NULL DEFAULT 0
+        clustered INTEGER NOT NULL DEFAULT 0,
+        sample_id INTEGER
     );
     CREATE INDEX faces_photo ON faces(photo_id);
     CREATE INDEX faces_cluster ON faces(cluster_id);
@@ -80,37 +83,13 @@ def connect(path: str | Path) -> sqlite3.Connection:
     """Open (creating if needed) the shared database and migrate this component's tables.
 
     Raises:
-        CollectionError: the file is not an SQLite database or its schema is newer than this code.
+        GalleryError: the file is not an SQLite database or its schema is newer than this code.
     """
-    try:
-        conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("PRAGMA foreign_keys=ON")
-        _migrate(conn)
-    except sqlite3.DatabaseError as exc:
-        raise CollectionError(f"{path}: cannot open as a faceprint database ({exc})") from exc
+    from ..sqlitedb import connect as open_db, migrate
+
+    conn = open_db(path)
+    migrate(conn, COMPONENT, MIGRATIONS)
     return conn
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        row = conn.execute("SELECT version FROM schema_versions WHERE component = ?", (COMPONENT,)).fetchone()
-        version = 0 if row is None else int(row[0])
-        if version > len(MIGRATIONS):
-            raise CollectionError(f"database schema for {COMPONENT!r} is version {version}, newer than this "
-                                  f"faceprint ({len(MIGRATIONS)}); upgrade faceprint")
-        for script in MIGRATIONS[version:]:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-        conn.execute("INSERT OR REPLACE INTO schema_versions VALUES (?, ?)", (COMPONENT, len(MIGRATIONS)))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 @dataclass(frozen=True)
@@ -197,20 +176,6 @@ def add_links(conn: sqlite3.Connection, pairs: Iterable[tuple[int, int]], kind: 
     return count
 
 
-class transaction:
-    """``with transaction(conn):`` BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any exception."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
-
-
 def get_state(conn: sqlite3.Connection) -> dict[str, Any] | None:
     """The parameters of the last clustering, or ``None`` before the first."""
     row = conn.execute("SELECT value FROM cluster_state WHERE key = 'last'").fetchone()
@@ -222,6 +187,7 @@ def set_state(conn: sqlite3.Connection, state: dict[str, Any]) -> None:
 
 
 def cluster_names(conn: sqlite3.Connection) -> dict[int, str | None]:
+    """``{cluster id: name or None}`` of every stored cluster."""
     return {int(i): n for i, n in conn.execute("SELECT id, name FROM clusters")}
 
 
@@ -241,4 +207,4 @@ def set_cluster_name(conn: sqlite3.Connection, cluster_id: int, name: str) -> No
 
 
 __all__ = ["COMPONENT", "FaceRows", "add_links", "cluster_names", "connect", "get_state", "read_faces",
-           "read_links", "set_cluster_name", "set_state", "transaction"]
+           "read_links", "set_cluster_name", "set_state"]

@@ -62,6 +62,13 @@ class PairsFileError(FaceprintError, ValueError):
     exit_code = 2
 
 
+class TrainingDataError(FaceprintError, ValueError):
+    """A training folder cannot be used: missing or empty identity folders, too few
+    identities or images for the chosen loss or split. The message names the folder."""
+
+    exit_code = 2
+
+
 __all__ = [
     "ConfigError",
     "FaceprintError",
@@ -70,5 +77,6 @@ __all__ = [
     "ModelMismatchError",
     "NoFaceError",
     "PairsFileError",
+    "TrainingDataError",
     "UnknownModelError",
 ]

@@ -99,6 +99,11 @@ class UnknownClusterError(CollectionError, LookupError):
     """A cluster id that the photo index does not hold."""
 
     exit_code = 15
+class TrainingDataError(FaceprintError, ValueError):
+    """A training folder cannot be used: missing or empty identity folders, too few
+    identities or images for the chosen loss or split. The message names the folder."""
+
+    exit_code = 2
 
 
 __all__ = [
@@ -115,5 +120,6 @@ __all__ = [
     "PersonExistsError",
     "PersonNotFoundError",
     "UnknownClusterError",
+    "TrainingDataError",
     "UnknownModelError",
 ]

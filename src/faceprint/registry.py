@@ -43,8 +43,22 @@ DEFAULT_DETECTOR = "mtcnn"
 DEFAULT_EMBEDDER = "dlib_resnet"
 
 
+def _model_in_folder(folder: Path) -> Path | None:
+    """The model of an exported folder (``faceprint train --out``): its ``model.onnx``, or its
+    only ``.onnx`` file; None when neither exists."""
+    if (folder / "model.onnx").is_file():
+        return folder / "model.onnx"
+    found = sorted(folder.glob("*.onnx"))
+    return found[0] if len(found) == 1 else None
+
+
 def _resolve(kind: str, table: dict[str, Entry], onnx: Entry, name: str | Path, kwargs: dict[str, Any]) -> Any:
     key = str(name)
+    if key not in table and Path(key).is_dir():
+        found = _model_in_folder(Path(key))
+        if found is None:
+            raise UnknownModelError(f"{kind} folder {key} holds no model.onnx (nor a single .onnx file)")
+        key = str(found)
     if key in table:
         return table[key].load()(**kwargs)
     if key == "onnx" and "path" in kwargs:
@@ -66,7 +80,9 @@ def create_detector(name: str | Path = DEFAULT_DETECTOR, **kwargs: Any) -> Any:
 
 
 def create_embedder(name: str | Path = DEFAULT_EMBEDDER, **kwargs: Any) -> Any:
-    """An embedder by registered name or ``.onnx`` path (extra kwargs go to its constructor).
+    """An embedder by registered name, ``.onnx`` path, or a folder holding ``model.onnx`` (what
+    ``faceprint train`` exports, with its ``model.onnx.json`` spec); extra kwargs go to its
+    constructor.
 
     Raises:
         UnknownModelError: neither a registered name nor an existing file.

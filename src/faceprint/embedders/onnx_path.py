@@ -71,6 +71,8 @@ def spec_for_onnx(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         metric=metric,
         threshold=float(fields.get("threshold", default_threshold)),
         normalize=bool(fields.get("normalize", metric == "cosine")),
+        thresholds={str(k): float(v) for k, v in (fields.get("thresholds") or {}).items()},
+        thresholds_source=str(fields.get("thresholds_source", "")),
     )
 
 

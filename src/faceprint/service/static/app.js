@@ -236,7 +236,7 @@ async function refreshPeople() {
     for (const person of people) {
       const tr = document.createElement("tr");
       tr.dataset.name = person.name;
-      const cells = [person.name, String(person.faces ?? "")].map((t) => {
+      const cells = [person.name, String(person.samples ?? "")].map((t) => {
         const td = document.createElement("td"); td.textContent = t; return td;
       });
       const input = document.createElement("input");

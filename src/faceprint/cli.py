@@ -303,6 +303,7 @@ def calibrate(pairs_file: Path = PairsOpt, root: Optional[Path] = RootOpt,
     _run(body)
 
 
+from . import cli_gallery  # noqa: E402,F401  (registers enroll, identify, people)
 from . import cli_service  # noqa: E402,F401  (registers serve and keys)
 
 

@@ -26,6 +26,13 @@ def _endpoints() -> list[tuple[str, str, str]]:
         ("POST", "/v1/embed", "read"),
         ("POST", "/v1/verify", "read"),
         ("GET", "/metrics", "read"),
+        ("POST", "/v1/identify", "read"),
+        ("GET", "/v1/people", "read"),
+        ("POST", "/v1/people", "enroll"),
+        ("POST", "/v1/people/someone/faces", "enroll"),
+        ("PATCH", "/v1/people/someone", "admin"),
+        ("POST", "/v1/people/someone/merge", "admin"),
+        ("DELETE", "/v1/people/someone", "admin"),
     ]
 
 
@@ -210,7 +217,8 @@ def test_metrics_count_requests(client, service) -> None:
 
 def test_openapi_describes_endpoints_and_key_schemes(client) -> None:
     spec = client.get("/openapi.json").json()
-    assert {"/v1/detect", "/v1/embed", "/v1/verify", "/healthz", "/metrics"} <= set(spec["paths"])
+    assert {"/v1/detect", "/v1/embed", "/v1/verify", "/v1/identify", "/v1/people", "/v1/people/{name}",
+            "/v1/people/{name}/faces", "/v1/people/{name}/merge", "/healthz", "/metrics"} <= set(spec["paths"])
     assert set(spec["components"]["securitySchemes"]) == {"bearer", "apiKeyHeader"}
     body = spec["paths"]["/v1/verify"]["post"]["requestBody"]["content"]
     assert set(body) == {"multipart/form-data", "application/json"}

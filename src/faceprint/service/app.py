@@ -45,20 +45,26 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
         gallery: an open gallery on ``settings.db`` (opened here when ``None``).
 
     Raises:
-        ConfigError: the database cannot be opened or has a newer schema.
+        GalleryError: the database cannot be opened or has a newer schema.
+        ModelMismatchError: the gallery holds another model's vectors.
         UnknownModelError, ModelLoadError: the models cannot be loaded.
     """
     import anyio
     from fastapi import Depends, FastAPI, Response
     from fastapi.responses import FileResponse, RedirectResponse
 
-    from . import routes_faces
+    from ..gallery import Recognizer, open_gallery
+    from . import routes_faces, routes_gallery
 
     keys = KeyStore(settings.db)
     metrics = Metrics()
-    state = ServiceState(settings=settings, pipeline=pipeline if pipeline is not None else build_pipeline(settings),
-                         keys=keys, auth=Authenticator(keys, RateLimiter(settings.burst), settings.rate_per_minute),
-                         metrics=metrics, limiter=anyio.CapacityLimiter(settings.worker_count))
+    pipeline = pipeline if pipeline is not None else build_pipeline(settings)
+    if gallery is None:
+        gallery = open_gallery(settings.db, model_id=pipeline.spec.model_id, metric=pipeline.spec.metric)
+    state = ServiceState(settings=settings, pipeline=pipeline, keys=keys,
+                         auth=Authenticator(keys, RateLimiter(settings.burst), settings.rate_per_minute),
+                         metrics=metrics, limiter=anyio.CapacityLimiter(settings.worker_count),
+                         gallery=gallery, recognizer=Recognizer(pipeline, gallery))
     app = FastAPI(title="faceprint", version=__version__, docs_url="/docs", redoc_url=None,
                   description="Face detection, embedding, verification and identification. Every endpoint except "
                               "/healthz needs an API key (`faceprint keys create`) sent as `Authorization: Bearer "
@@ -66,6 +72,7 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
     app.state.fp = state
     install_handlers(app)
     app.include_router(routes_faces.router)
+    app.include_router(routes_gallery.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: no key needed")
     async def healthz() -> dict[str, Any]:

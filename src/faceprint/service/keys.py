@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..sqlitedb import connect, migrate
 
 COMPONENT = "service"
 SCOPES: tuple[str, ...] = ("read", "enroll", "admin")
 KEY_PREFIX = "fp_"
 
-#: Ordered migrations of the service's tables; entry ``i`` takes the schema to version ``i + 1``.
+#: Ordered migrations of the service's tables (shared-database convention, :mod:`faceprint.sqlitedb`).
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE api_keys (
@@ -38,43 +38,6 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
-
-
-def connect(path: str | Path) -> sqlite3.Connection:
-    """Open the shared database with the project's conventions (WAL, busy timeout, foreign keys).
-
-    Raises:
-        ConfigError: the file cannot be opened as SQLite.
-    """
-    try:
-        conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute("PRAGMA foreign_keys=ON")
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError(f"{path}: cannot open the database ({exc})") from exc
-    return conn
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the service's tables to the newest version (in one transaction); returns it."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        row = conn.execute("SELECT version FROM schema_versions WHERE component = ?", (COMPONENT,)).fetchone()
-        version = 0 if row is None else int(row[0])
-        if version > len(MIGRATIONS):
-            raise ConfigError(f"the database's {COMPONENT} schema is version {version}, newer than this faceprint "
-                              f"({len(MIGRATIONS)}); upgrade faceprint")
-        for step in MIGRATIONS[version:]:
-            conn.execute(step)
-        conn.execute("INSERT INTO schema_versions (component, version) VALUES (?, ?) "
-                     "ON CONFLICT(component) DO UPDATE SET version = excluded.version", (COMPONENT, len(MIGRATIONS)))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return len(MIGRATIONS)
 
 
 def hash_key(key: str) -> str:
@@ -115,7 +78,7 @@ class KeyStore:
         self._conn = connect(self.db)
         self._lock = threading.Lock()
         with self._lock:
-            migrate(self._conn)
+            migrate(self._conn, COMPONENT, MIGRATIONS)
 
     def close(self) -> None:
         self._conn.close()

@@ -74,6 +74,10 @@ class NotFound(ServiceError):
 #: Library errors -> HTTP status; the first matching class (most specific first) wins.
 _STATUS: list[tuple[type[BaseException], int]] = [
     (ServiceError, 0),  # uses its own .status
+    (fe.PersonNotFoundError, 404),
+    (fe.PersonExistsError, 409),
+    (fe.EnrollmentError, 422),
+    (fe.GalleryError, 500),  # storage failure: details stay in the server log
     (fe.ImageDecodeError, 422),
     (fe.NoFaceError, 422),
     (fe.ModelMismatchError, 409),
@@ -83,11 +87,6 @@ _STATUS: list[tuple[type[BaseException], int]] = [
     (fe.PairsFileError, 400),
     (fe.FaceprintError, 400),
 ]
-
-
-def register_status(cls: type[BaseException], status: int) -> None:
-    """Map another FaceprintError subclass (e.g. a gallery error) to a status, ahead of its bases."""
-    _STATUS.insert(1, (cls, status))
 
 
 def status_for(exc: BaseException) -> int:
@@ -102,8 +101,12 @@ def problem(status: int, detail: str, type_: str = "about:blank", **extra: Any) 
     return {"type": type_, "title": HTTPStatus(status).phrase, "status": status, "detail": detail, **extra}
 
 
-def problem_for(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Status, body and extra headers for an exception raised while serving a request."""
+def problem_for(exc: BaseException, hide: str = "") -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, body and extra headers for an exception raised while serving a request.
+
+    ``hide`` (the database path) is replaced by "the gallery" in messages: clients need not
+    know the server's file layout.
+    """
     status = status_for(exc)
     headers: dict[str, str] = {}
     if status == 500:
@@ -113,7 +116,8 @@ def problem_for(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]
         headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="faceprint"'
-    body = problem(status, str(exc), type_=f"urn:faceprint:error:{type(exc).__name__}")
+    detail = str(exc).replace(hide, "the gallery") if hide else str(exc)
+    body = problem(status, detail, type_=f"urn:faceprint:error:{type(exc).__name__}")
     return status, body, headers
 
 
@@ -127,8 +131,8 @@ def install_handlers(app: Any) -> None:
         return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
     @app.exception_handler(fe.FaceprintError)
-    async def _faceprint(_request: Any, exc: fe.FaceprintError) -> JSONResponse:
-        return respond(*problem_for(exc))
+    async def _faceprint(request: Any, exc: fe.FaceprintError) -> JSONResponse:
+        return respond(*problem_for(exc, hide=str(request.app.state.fp.settings.db)))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Any, exc: RequestValidationError) -> JSONResponse:

@@ -111,3 +111,81 @@ def test_page_verifies_two_photos(page: Any, live_server: Any) -> None:
     page.set_input_files("#verify-b", str(shared("people", "biden.jpg")))
     page.click("#verify-form button")
     page.wait_for_selector("#verify-result:has-text('Different people')")
+
+
+def wait_frames(page: Any, n: int, timeout_s: float = 60.0) -> None:
+    """Until the live view has drawn ``n`` server answers (polled: the page's CSP forbids eval)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while int(page.get_attribute("#live-overlay", "data-frames") or 0) < n:
+        assert time.monotonic() < deadline, f"live view drew fewer than {n} frames in {timeout_s:.0f} s"
+        page.wait_for_timeout(200)
+
+
+def photo_pixels(path: Path, rgb: tuple[int, int, int]) -> int:
+    return colour_pixels(path.read_bytes(), rgb)
+
+
+def enroll_photos(page: Any, name: str, photos: list[Path]) -> None:
+    tab(page, "enroll")
+    page.fill("#enroll-name", name)
+    page.set_input_files("#enroll-files", [str(p) for p in photos])
+    page.click("#enroll-form button[type=submit]")
+    page.wait_for_selector(f"#message:has-text('enrolled {len(photos)} of {len(photos)} photo(s) for {name}')")
+
+
+def test_page_enrolls_from_photos_and_identifies_an_upload(page: Any, live_server: Any) -> None:
+    use_key(page, live_server.service.keys["enroll"])
+    train = shared("people", "knn_examples", "train", "obama")
+    enroll_photos(page, "obama", [train / "obama.jpg", train / "obama2.jpg"])
+    assert page.locator("#enroll-log li.known").count() == 2
+    tab(page, "identify")
+    photo = shared("people", "knn_examples", "test", "obama_and_biden.jpg")
+    page.set_input_files("#identify-file", str(photo))
+    page.wait_for_selector("#identify-canvas[data-faces]")
+    names = page.locator("#identify-result li").all_inner_texts()
+    assert len(names) == 3 and sum(n.startswith("obama (") for n in names) == 1 and names.count("unknown") == 2
+    shot = page.locator("#identify-canvas").screenshot()
+    # the photo itself has (almost) none of the box colours; the drawn boxes and labels do
+    assert photo_pixels(photo, KNOWN) < 50 and photo_pixels(photo, UNKNOWN) < 50
+    assert colour_pixels(shot, KNOWN) > 500 and colour_pixels(shot, UNKNOWN) > 1000
+
+
+def test_page_webcam_enroll_and_live_recognition(page: Any, live_server: Any) -> None:
+    use_key(page, live_server.service.keys["enroll"])
+    tab(page, "enroll")
+    page.fill("#enroll-name", "lin")
+    page.click("#enroll-webcam")
+    page.wait_for_selector("#message:has-text('enrolled a webcam frame for lin')")
+    tab(page, "live")
+    page.click("#live-start")
+    wait_frames(page, 3)
+    assert "lin" in page.inner_text("#live-names")
+    shot = page.locator(".video-stage").screenshot()
+    assert colour_pixels(shot, KNOWN) > 300
+    assert "frames/s" in page.inner_text("#live-fps")
+    page.click("#live-stop")
+    page.wait_for_selector("#message:has-text('stopped')")
+
+
+def test_page_browses_renames_and_deletes_people(page: Any, live_server: Any) -> None:
+    use_key(page, live_server.service.keys["admin"])
+    train = shared("people", "knn_examples", "train")
+    enroll_photos(page, "obama", [train / "obama" / "obama.jpg"])
+    enroll_photos(page, "biden", [train / "biden" / "biden.jpg", train / "biden" / "biden2.jpg"])
+    tab(page, "people")
+    page.wait_for_selector("#people-table tr[data-name=biden]")
+    assert page.inner_text("#people-table tr[data-name=biden] td:nth-child(2)") == "2"
+    page.fill("#people-table tr[data-name=obama] input", "barack")
+    page.click("#people-table tr[data-name=obama] button.act-rename")
+    page.wait_for_selector("#people-table tr[data-name=barack]")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#people-table tr[data-name=biden] button.act-delete")
+    page.wait_for_selector("#people-table tr[data-name=biden]", state="detached")
+    rows = page.locator("#people-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.name)")
+    assert rows == ["barack"]
+    import httpx
+
+    people = httpx.get(live_server.url + "/v1/people", headers=live_server.service.headers("read")).json()
+    assert [(p["name"], p["samples"]) for p in people] == [("barack", 1)]

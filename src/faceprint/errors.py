@@ -89,7 +89,20 @@ class EnrollmentError(GalleryError):
     exit_code = 13
 
 
+class CollectionError(FaceprintError, ValueError):
+    """The photo index cannot do what was asked (unreadable index, mixed models, unknown face id)."""
+
+    exit_code = 14
+
+
+class UnknownClusterError(CollectionError, LookupError):
+    """A cluster id that the photo index does not hold."""
+
+    exit_code = 15
+
+
 __all__ = [
+    "CollectionError",
     "ConfigError",
     "EnrollmentError",
     "FaceprintError",
@@ -101,5 +114,6 @@ __all__ = [
     "PairsFileError",
     "PersonExistsError",
     "PersonNotFoundError",
+    "UnknownClusterError",
     "UnknownModelError",
 ]

@@ -1,0 +1,171 @@
+"""Photo collection commands: ``faceprint index``, ``faceprint cluster``, ``faceprint people name``
+and ``faceprint eval cluster``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from .cli import DetectorOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app, eval_app
+from .cli_gallery import _people_state, people_app, people_db
+from .errors import ConfigError
+from .progress import progress_bar
+
+IndexDbOpt = typer.Option(..., "--db", help="SQLite database of the photo index (shared with the gallery).")
+AlgorithmOpt = typer.Option("chinese_whispers", "--algorithm",
+                            help="chinese_whispers, agglomerative, dbscan, hdbscan or kmeans.")
+ThresholdOpt = typer.Option(None, "--threshold", help="Distance threshold (default: the model's calibrated "
+                                                      "FAR 1e-3 threshold).")
+KOpt = typer.Option(None, "--k", min=1, help="Number of people (kmeans; agglomerative cuts at k instead of a threshold).")
+MinSizeOpt = typer.Option(2, "--min-cluster-size", min=2, help="hdbscan: smallest cluster.")
+
+
+@app.command()
+def index(folder: Path = typer.Argument(..., help="Folder tree of photos."), db: Path = IndexDbOpt,
+          workers: int = typer.Option(1, "--workers", min=1, help="Processes (or Ray actors) detecting in parallel."),
+          ray: Optional[str] = typer.Option(None, "--ray", help="Ray cluster address ('auto', 'ray://HOST:PORT', or "
+                                                                 "'local' to start one here); needs faceprint[ray]."),
+          chunk: int = typer.Option(16, "--chunk", min=1, help="Photos per work unit."),
+          detector: str = DetectorOpt, model: str = ModelOpt, as_json: bool = JsonOpt) -> None:
+    """Detect and embed every face under FOLDER into --db; later runs process only new or changed files."""
+
+    def body() -> None:
+        from .collections.index import index_folder
+        from .collections.store import connect
+        from .collections.workers import PipelineConfig, threads_per_worker
+
+        config = PipelineConfig(detector, model, threads=threads_per_worker(workers) if ray is None else 1)
+        conn = connect(db)
+        with progress_bar(1_000_000, "index") as bar:
+            task = bar.add_task("index", total=None)
+            rep = index_folder(conn, folder, config, workers=workers, ray_address=ray, chunk=chunk,
+                               on_plan=lambda n: bar.update(task, total=n),
+                               on_chunk=lambda n: bar.advance(task, n))
+        if as_json:
+            _emit(rep.to_dict())
+            return
+        typer.echo(f"{rep.files} photos: {rep.new} new, {rep.changed} changed, {rep.unchanged} unchanged, "
+                   f"{rep.removed} removed; indexed {rep.processed} ({rep.faces} faces, {rep.errors} unreadable) "
+                   f"in {rep.seconds:.1f} s ({rep.images_per_s:.1f} photos/s)")
+
+    _run(body)
+
+
+def _pairs(values: List[str], flag: str) -> list[tuple[int, int]]:
+    out = []
+    for value in values:
+        parts = value.replace(":", ",").split(",")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ConfigError(f"{flag} expects two face ids like 12,34, got {value!r}")
+        out.append((int(parts[0]), int(parts[1])))
+    return out
+
+
+@app.command()
+def cluster(db: Path = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Optional[float] = ThresholdOpt,
+            k: Optional[int] = KOpt, min_cluster_size: int = MinSizeOpt,
+            full: bool = typer.Option(False, "--full", help="Re-cluster every face (default: new faces join "
+                                                            "existing clusters when the settings are unchanged)."),
+            must_link: List[str] = typer.Option([], "--must-link", help="Correction: faces A,B are one person "
+                                                                       "(repeatable; kept for later runs)."),
+            cannot_link: List[str] = typer.Option([], "--cannot-link", help="Correction: faces A,B are different "
+                                                                           "people (repeatable; kept)."),
+            json_out: Optional[Path] = typer.Option(None, "--json", help="Write the clusters JSON here ('-' = stdout)."),
+            html_out: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML contact sheet."),
+            export: Optional[Path] = typer.Option(None, "--export", help="Write DIR/<person>/<face_id>.jpg crops.")
+            ) -> None:
+    """Group the indexed faces by person (faces of one photo are never grouped together)."""
+
+    def body() -> None:
+        from .collections.assign import cluster_index
+        from .collections.store import add_links, connect
+
+        conn = connect(db)
+        add_links(conn, _pairs(must_link, "--must-link"), "must")
+        add_links(conn, _pairs(cannot_link, "--cannot-link"), "cannot")
+        params: dict[str, Any] = {"n_clusters": k, "min_cluster_size": min_cluster_size if algorithm == "hdbscan" else None}
+        result = cluster_index(conn, algorithm, full=full, threshold=threshold,
+                               **{key: v for key, v in params.items() if v is not None})
+        data = result.to_dict()
+        _write_views(data, html_out, export)
+        if json_out is not None and str(json_out) == "-":
+            _emit(data)
+            return
+        if json_out is not None:
+            json_out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        how = "joined new faces to existing clusters" if result.incremental else "clustered all faces"
+        typer.echo(f"{len(data['clusters'])} clusters, {len(data['noise'])} faces without a cluster "
+                   f"({how}, {algorithm})")
+        for label, path in (("clusters", json_out), ("contact sheet", html_out), ("crops", export)):
+            if path is not None:
+                typer.echo(f"wrote {label} to {path}")
+
+    _run(body)
+
+
+def _write_views(data: dict[str, Any], html_out: Optional[Path], export: Optional[Path]) -> None:
+    from .collections.sheets import export_crops, write_html
+
+    for path, fn in ((html_out, write_html), (export, export_crops)):
+        if path is None:
+            continue
+        with progress_bar(len(data["clusters"]), "crops", unit="cluster") as bar:
+            task = bar.add_task("crops", total=len(data["clusters"]))
+            fn(data, path, on_cluster=lambda: bar.advance(task))
+
+
+@people_app.command("name")
+def people_name(cluster_id: int = typer.Argument(..., help="Cluster id from `faceprint cluster`."),
+                name: str = typer.Argument(..., help="The person's name."), as_json: bool = JsonOpt) -> None:
+    """Name a photo-index cluster: its faces are enrolled into the gallery under NAME."""
+
+    def body() -> None:
+        from .collections.naming import name_cluster
+        from .collections.store import connect
+
+        conn = connect(_people_state["db"])
+        with people_db() as gallery:
+            result = name_cluster(conn, gallery, cluster_id, name)
+        if as_json:
+            _emit(result)
+            return
+        typer.echo(f"cluster {cluster_id} is {name}: enrolled {result['enrolled']} face(s) "
+                   f"({result['already']} enrolled before)")
+
+    _run(body)
+
+
+@eval_app.command("cluster")
+def eval_cluster(root: Path = typer.Option(..., "--root", help="Labelled photos: ROOT/<person>/*.jpg."),
+                 algorithm: str = AlgorithmOpt, threshold: Optional[float] = ThresholdOpt, k: Optional[int] = KOpt,
+                 min_cluster_size: int = MinSizeOpt, model: str = ModelOpt, detector: str = DetectorOpt,
+                 as_json: bool = JsonOpt) -> None:
+    """Clustering quality on labelled photos: pairwise P/R/F1, BCubed F, NMI, clusters vs people, time."""
+
+    def body() -> None:
+        from .collections.assign import default_threshold
+        from .collections.evaluate import embed_labelled, score_clustering
+
+        pipe = _pipeline(detector, model)
+        with progress_bar(1_000_000, "embed") as bar:
+            task = bar.add_task("embed", total=None)
+            data = embed_labelled(root, pipe, on_image=lambda _i: bar.advance(task))
+        th = threshold if threshold is not None else default_threshold(pipe.spec.model_id)
+        scores, seconds = score_clustering(data, algorithm, threshold=th, n_clusters=k,
+                                           min_cluster_size=min_cluster_size)
+        report = {"algorithm": algorithm, "threshold": th, "photos": len(data.photos),
+                  "no_face": int((~data.found).sum()), **scores.to_dict(), "cluster_seconds": round(seconds, 4),
+                  "embed_seconds": round(data.embed_seconds, 3), "model": pipe.spec.model_id}
+        if as_json:
+            _emit(report)
+            return
+        typer.echo(f"{algorithm} (threshold {th:g}) on {report['photos']} photos of {scores.n_people} people: "
+                   f"{scores.n_clusters} clusters, {scores.n_noise} noise")
+        typer.echo(f"pairwise P {scores.precision:.4f} R {scores.recall:.4f} F1 {scores.f1:.4f}; "
+                   f"BCubed F {scores.bcubed_f:.4f}; NMI {scores.nmi:.4f}")
+        typer.echo(f"time: embed {data.embed_seconds:.1f} s, cluster {seconds:.3f} s")
+
+    _run(body)

@@ -1,0 +1,196 @@
+"""Cluster the faces of a photo index and keep the assignment in it.
+
+``cluster_index`` re-clusters everything (names follow their faces: a new cluster inherits the
+id, and so the name, of the old cluster it overlaps most), or, when only new faces arrived
+since a clustering with the same settings, joins them to existing clusters without touching
+the rest (:func:`join_new`). Both respect the same-photo cannot-link and the user's
+corrections stored in ``face_links``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .clustering import as_vectors, create_clusterer, pairwise_distances
+from .constraints import apply_constraints, same_photo_pairs, units
+from ..sqlitedb import transaction
+from .store import FaceRows, cluster_names, get_state, read_faces, read_links, set_state
+
+
+@dataclass
+class Clustering:
+    """The index's clusters after a run: ``faces`` and their ``cluster_id`` (``-1`` = noise)."""
+
+    faces: FaceRows
+    cluster_id: np.ndarray
+    names: dict[int, str | None]
+    incremental: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"clusters": [{"id", "name", "faces": [...]}], "noise": [...]}``; biggest cluster first."""
+        groups: dict[int, list[int]] = {}
+        for row, cid in enumerate(self.cluster_id):
+            if cid >= 0:
+                groups.setdefault(int(cid), []).append(row)
+        order = sorted(groups, key=lambda c: (-len(groups[c]), c))
+        return {
+            "clusters": [{"id": c, "name": self.names.get(c), "faces": [self.faces.record(r) for r in groups[c]]}
+                         for c in order],
+            "noise": [self.faces.record(r) for r in np.flatnonzero(self.cluster_id < 0)],
+        }
+
+
+def _row_pairs(faces: FaceRows, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    row = {int(f): i for i, f in enumerate(faces.face_id)}
+    return [(row[a], row[b]) for a, b in pairs if a in row and b in row]
+
+
+def _settings(algorithm: str, params: dict[str, Any], faces: FaceRows, links: Any) -> dict[str, Any]:
+    digest = hashlib.sha256(json.dumps(links).encode()).hexdigest()[:16]
+    return {"algorithm": algorithm, "params": params, "model_id": faces.embeddings.model_id, "links": digest}
+
+
+def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, new: np.ndarray, threshold: float,
+             cannot_link: list[tuple[int, int]], must_link: list[tuple[int, int]]) -> np.ndarray:
+    """Assign each ``new`` row to the existing cluster with most faces within ``threshold``.
+
+    Ties go to the cluster with the smaller mean distance to those faces. Clusters holding a
+    face the new one cannot link with are skipped; must-linked new faces move as one unit.
+    Returns labels where unmatched new rows are ``-1``; existing rows are unchanged.
+    """
+    labels = labels.copy()
+    unit = units(len(labels), must_link)
+    conflict_rows: dict[int, set[int]] = {}
+    for a, b in cannot_link:
+        conflict_rows.setdefault(int(unit[a]), set()).add(b)
+        conflict_rows.setdefault(int(unit[b]), set()).add(a)
+    old = np.flatnonzero((labels >= 0) & ~new)
+    for u in np.unique(unit[new]):
+        rows = np.flatnonzero(unit == u)
+        linked = {int(x) for x in labels[rows] if x >= 0}
+        if linked:  # must-linked to a clustered face
+            labels[rows] = min(linked)
+            continue
+        d = pairwise_distances(vectors[rows], vectors[old], metric).mean(0)
+        close = d < threshold
+        banned = {int(labels[r]) for r in conflict_rows.get(int(u), ()) if labels[r] >= 0}
+        best, key = -1, (0, 0.0)
+        for lab in np.unique(labels[old][close]):
+            if int(lab) in banned:
+                continue
+            sel = close & (labels[old] == lab)
+            k = (int(sel.sum()), -float(d[sel].mean()))
+            if k > key:
+                best, key = int(lab), k
+        labels[rows] = best
+    return labels
+
+
+def cluster_index(conn: sqlite3.Connection, algorithm: str = "chinese_whispers", full: bool = False,
+                  threshold: float | None = None, **params: Any) -> Clustering:
+    """Cluster the index's faces and store the result; incremental when possible.
+
+    Incremental (unless ``full``) when the previous run used the same algorithm, parameters,
+    model and corrections: then only faces added since (plus old noise) are assigned, first
+    to existing clusters (:func:`join_new`), the rest clustered among themselves.
+
+    Raises:
+        UnknownModelError: unknown algorithm.
+        ConfigError: bad parameters (e.g. k-means without ``n_clusters``).
+        CollectionError: the index mixes models.
+    """
+    faces = read_faces(conn)
+    must_ids, cannot_ids = read_links(conn)
+    if threshold is None and faces.embeddings.model_id != "none":
+        threshold = default_threshold(faces.embeddings.model_id)
+    params = {**params, "threshold": threshold}
+    settings = _settings(algorithm, params, faces, [must_ids, cannot_ids])
+    vectors, metric = as_vectors(faces.embeddings, faces.embeddings.metric)
+    must = _row_pairs(faces, must_ids)
+    cannot = _row_pairs(faces, cannot_ids) + same_photo_pairs(faces.photo_id)
+    incremental = not full and get_state(conn) == settings and bool(faces.clustered.any())
+    old_ids = np.where(faces.clustered, faces.cluster_id, -1)
+    if incremental:
+        pool = ~faces.clustered | (faces.cluster_id < 0)
+        labels = join_new(vectors, metric, old_ids, pool, threshold or 0.0, cannot, must)
+        rest = np.flatnonzero(labels < 0)
+        sub = _fit(algorithm, params, vectors[rest], metric, must, cannot, rest, threshold)
+        labels = _merge_new(conn, labels, rest, sub)
+    else:
+        labels = _fit(algorithm, params, vectors, metric, must, cannot, np.arange(len(faces)), threshold)
+        labels = _carry_ids(conn, old_ids, labels)
+    _save(conn, faces, labels, settings)
+    return Clustering(faces, labels, cluster_names(conn), incremental)
+
+
+def default_threshold(model_id: str) -> float:
+    """The clustering threshold for a model: its calibrated FAR 1e-3 threshold, else its default."""
+    from ..registry import EMBEDDERS, create_embedder
+
+    for name in EMBEDDERS:
+        spec = create_embedder(name).spec
+        if spec.model_id == model_id:
+            return float(spec.thresholds.get("far_1e-3", spec.threshold))
+    return 0.5
+
+
+def _fit(algorithm: str, params: dict[str, Any], vectors: np.ndarray, metric: str, must: list[tuple[int, int]],
+         cannot: list[tuple[int, int]], rows: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Cluster ``vectors`` (the index's ``rows``) and apply the constraints among those rows."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64)
+    local = {int(r): i for i, r in enumerate(rows)}
+    keep = lambda pairs: [(local[a], local[b]) for a, b in pairs if a in local and b in local]  # noqa: E731
+    labels = create_clusterer(algorithm, metric=metric, **params).fit(vectors).labels_
+    return apply_constraints(vectors, metric, labels, keep(must), keep(cannot), threshold)
+
+
+def _new_cluster(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("INSERT INTO clusters (name) VALUES (NULL)").lastrowid)
+
+
+def _merge_new(conn: sqlite3.Connection, labels: np.ndarray, rows: np.ndarray, sub: np.ndarray) -> np.ndarray:
+    """Give clusters found among ``rows`` new ids in the table (``sub``: local labels, ``-1`` noise)."""
+    labels = labels.copy()
+    with transaction(conn):
+        ids = {int(lab): _new_cluster(conn) for lab in np.unique(sub[sub >= 0])}
+    for r, lab in zip(rows, sub):
+        labels[r] = ids[int(lab)] if lab >= 0 else -1
+    return labels
+
+
+def _carry_ids(conn: sqlite3.Connection, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Map fresh labels onto stored cluster ids: greedily by overlap, largest first; others get new ids."""
+    pairs: dict[tuple[int, int], int] = {}
+    for o, n in zip(old, new):
+        if o >= 0 and n >= 0:
+            pairs[(int(n), int(o))] = pairs.get((int(n), int(o)), 0) + 1
+    mapping: dict[int, int] = {}
+    used: set[int] = set()
+    for (n, o), _count in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])):
+        if n not in mapping and o not in used:
+            mapping[n] = o
+            used.add(o)
+    with transaction(conn):
+        for n in np.unique(new[new >= 0]):
+            if int(n) not in mapping:
+                mapping[int(n)] = _new_cluster(conn)
+    return np.array([mapping[int(n)] if n >= 0 else -1 for n in new], dtype=np.int64)
+
+
+def _save(conn: sqlite3.Connection, faces: FaceRows, labels: np.ndarray, settings: dict[str, Any]) -> None:
+    with transaction(conn):
+        conn.executemany("UPDATE faces SET cluster_id = ?, clustered = 1 WHERE id = ?",
+                         [(None if lab < 0 else int(lab), int(f)) for f, lab in zip(faces.face_id, labels)])
+        conn.execute("DELETE FROM clusters WHERE name IS NULL AND id NOT IN "
+                     "(SELECT cluster_id FROM faces WHERE cluster_id IS NOT NULL)")
+        set_state(conn, settings)
+
+
+__all__ = ["Clustering", "cluster_index", "default_threshold", "join_new"]

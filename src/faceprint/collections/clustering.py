@@ -1,0 +1,227 @@
+"""Face clustering algorithms behind one scikit-learn-style interface.
+
+Every clusterer stores its parameters in the constructor; ``fit(X)`` takes ``(N, D)`` vectors
+(or :class:`~faceprint.types.Embeddings`, whose metric then wins), sets ``labels_`` ``(N,)``
+int64 (``-1`` = noise) and returns ``self``. Distances are in the embedding model's metric
+(Euclidean, or ``1 - cos`` for cosine), so ``threshold`` uses the same units as verification.
+
+Names become clusterers only in :func:`create_clusterer`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, UnknownModelError
+from ..types import Embeddings
+
+
+def as_vectors(X: Any, metric: str) -> tuple[np.ndarray, str]:
+    """``(N, D)`` float64 vectors and the metric (an :class:`Embeddings` brings its own).
+
+    Raises:
+        ConfigError: ``X`` is not 2-D or holds NaN/inf, or the metric is unknown.
+    """
+    if isinstance(X, Embeddings):
+        X, metric = X.vectors, X.metric
+    v = np.asarray(X, dtype=np.float64)
+    if v.ndim != 2:
+        raise ConfigError(f"clustering needs (N, D) vectors, got shape {v.shape}")
+    if not np.isfinite(v).all():
+        raise ConfigError("clustering input contains NaN or inf")
+    if metric not in ("euclidean", "cosine"):
+        raise ConfigError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
+    if metric == "cosine":
+        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return v, metric
+
+
+def pairwise_distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
+    """``(len(a), len(b))`` distances of prepared vectors (see :func:`as_vectors`)."""
+    if metric == "cosine":
+        return np.clip(1.0 - a @ b.T, 0.0, None)
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.sqrt(np.clip(sq, 0.0, None))
+
+
+def _check_threshold(threshold: float | None) -> None:
+    if threshold is not None and not threshold > 0:
+        raise ConfigError(f"threshold must be > 0, got {threshold}")
+
+
+class ChineseWhispers:
+    """Chinese whispers (Biemann 2006) on the graph linking faces closer than ``threshold``.
+
+    Each node starts in its own cluster; in random order, each node takes the label carried by
+    most of its neighbours (itself included) until a pass changes nothing or ``max_iter``
+    passes ran. Every face gets a cluster (isolated faces are singletons), as in dlib's
+    ``chinese_whispers_clustering``.
+    """
+
+    def __init__(self, threshold: float = 0.5, max_iter: int = 100, seed: int = 0, metric: str = "euclidean",
+                 chunk: int = 2048) -> None:
+        self.threshold = threshold
+        self.max_iter = max_iter
+        self.seed = seed
+        self.metric = metric
+        self.chunk = chunk
+
+    def fit(self, X: Any, y: Any = None) -> ChineseWhispers:
+        _check_threshold(self.threshold)
+        v, metric = as_vectors(X, self.metric)
+        n = len(v)
+        neighbours = []
+        for start in range(0, n, self.chunk):  # chunks keep memory O(chunk * N)
+            d = pairwise_distances(v[start:start + self.chunk], v, metric)
+            neighbours.extend(np.flatnonzero(row < self.threshold) for row in d)
+        labels = np.arange(n, dtype=np.int64)
+        rng = np.random.default_rng(self.seed)
+        for _ in range(self.max_iter):
+            changed = False
+            for i in rng.permutation(n):
+                votes = np.bincount(labels[neighbours[i]])
+                best = int(np.argmax(votes))  # ties: the smallest label, so runs are reproducible
+                if best != labels[i]:
+                    labels[i] = best
+                    changed = True
+            if not changed:
+                break
+        self.labels_ = _consecutive(labels)
+        return self
+
+
+class _Sklearn:
+    """Base for scikit-learn-backed clusterers: ``_make()`` builds the estimator."""
+
+    metric: str
+
+    def fit(self, X: Any, y: Any = None) -> _Sklearn:
+        v, metric = as_vectors(X, self.metric)
+        if len(v) < 2:
+            self.labels_ = np.zeros(len(v), dtype=np.int64) if self._single_is_cluster() else -np.ones(len(v), np.int64)
+            return self
+        self.estimator_ = self._make(metric, len(v))
+        self.labels_ = np.asarray(self.estimator_.fit(v).labels_, dtype=np.int64)
+        return self
+
+    def _single_is_cluster(self) -> bool:
+        return True
+
+    def _make(self, metric: str, n: int) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Dbscan(_Sklearn):
+    """scikit-learn DBSCAN with ``eps = threshold``; faces with too few neighbours are noise."""
+
+    def __init__(self, threshold: float = 0.5, min_samples: int = 2, metric: str = "euclidean") -> None:
+        self.threshold = threshold
+        self.min_samples = min_samples
+        self.metric = metric
+
+    def _single_is_cluster(self) -> bool:
+        return self.min_samples <= 1
+
+    def _make(self, metric: str, n: int) -> Any:
+        from sklearn.cluster import DBSCAN
+
+        _check_threshold(self.threshold)
+        return DBSCAN(eps=self.threshold, min_samples=self.min_samples, metric=metric)
+
+
+class Hdbscan(_Sklearn):
+    """scikit-learn HDBSCAN: density clusters of at least ``min_cluster_size`` faces, the rest noise."""
+
+    def __init__(self, min_cluster_size: int = 2, min_samples: int | None = 1, metric: str = "euclidean",
+                 cluster_selection_epsilon: float = 0.0) -> None:
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.metric = metric
+        self.cluster_selection_epsilon = cluster_selection_epsilon
+
+    def _single_is_cluster(self) -> bool:
+        return False
+
+    def _make(self, metric: str, n: int) -> Any:
+        from sklearn.cluster import HDBSCAN
+
+        return HDBSCAN(min_cluster_size=max(2, self.min_cluster_size), min_samples=self.min_samples,
+                       metric=metric, cluster_selection_epsilon=self.cluster_selection_epsilon, copy=True)
+
+
+class Agglomerative(_Sklearn):
+    """scikit-learn agglomerative clustering: cut at ``threshold`` (linkage distance) or at ``n_clusters``."""
+
+    def __init__(self, threshold: float | None = 0.5, n_clusters: int | None = None, linkage: str = "average",
+                 metric: str = "euclidean") -> None:
+        self.threshold = threshold
+        self.n_clusters = n_clusters
+        self.linkage = linkage
+        self.metric = metric
+
+    def _make(self, metric: str, n: int) -> Any:
+        from sklearn.cluster import AgglomerativeClustering
+
+        if self.n_clusters is not None:
+            return AgglomerativeClustering(n_clusters=min(self.n_clusters, n), linkage=self.linkage, metric=metric)
+        _check_threshold(self.threshold)
+        if self.linkage == "ward" and metric != "euclidean":
+            raise ConfigError("ward linkage needs the euclidean metric")
+        return AgglomerativeClustering(n_clusters=None, distance_threshold=self.threshold, linkage=self.linkage,
+                                       metric=metric)
+
+
+class KMeans(_Sklearn):
+    """scikit-learn k-means for a known number of people ``n_clusters`` (cosine: on unit vectors)."""
+
+    def __init__(self, n_clusters: int | None = None, seed: int = 0, metric: str = "euclidean") -> None:
+        self.n_clusters = n_clusters
+        self.seed = seed
+        self.metric = metric
+
+    def _make(self, metric: str, n: int) -> Any:
+        from sklearn.cluster import KMeans as SkKMeans
+
+        if self.n_clusters is None or self.n_clusters < 1:
+            raise ConfigError("k-means needs the number of people: give n_clusters (--k) >= 1")
+        return SkKMeans(n_clusters=min(self.n_clusters, n), n_init=10, random_state=self.seed)
+
+
+def _consecutive(labels: np.ndarray) -> np.ndarray:
+    """Relabel clusters ``0..k-1`` in order of first appearance; ``-1`` stays noise."""
+    out = -np.ones(len(labels), dtype=np.int64)
+    mapping: dict[int, int] = {}
+    for i, lab in enumerate(labels):
+        if lab >= 0:
+            out[i] = mapping.setdefault(int(lab), len(mapping))
+    return out
+
+
+CLUSTERERS: dict[str, type] = {
+    "chinese_whispers": ChineseWhispers,
+    "agglomerative": Agglomerative,
+    "dbscan": Dbscan,
+    "hdbscan": Hdbscan,
+    "kmeans": KMeans,
+}
+DEFAULT_CLUSTERER = "chinese_whispers"
+
+
+def create_clusterer(name: str = DEFAULT_CLUSTERER, **params: Any) -> Any:
+    """A clusterer by name; parameters it does not take are ignored (so one call fits all).
+
+    Raises:
+        UnknownModelError: no clusterer of that name.
+    """
+    if name not in CLUSTERERS:
+        raise UnknownModelError(f"unknown clustering algorithm {name!r}; choose one of {sorted(CLUSTERERS)}")
+    cls = CLUSTERERS[name]
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(**{k: v for k, v in params.items() if k in accepted and v is not None})
+
+
+__all__ = ["CLUSTERERS", "DEFAULT_CLUSTERER", "Agglomerative", "ChineseWhispers", "Dbscan", "Hdbscan", "KMeans",
+           "as_vectors", "create_clusterer", "pairwise_distances"]

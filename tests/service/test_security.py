@@ -33,6 +33,9 @@ def _endpoints() -> list[tuple[str, str, str]]:
         ("PATCH", "/v1/people/someone", "admin"),
         ("POST", "/v1/people/someone/merge", "admin"),
         ("DELETE", "/v1/people/someone", "admin"),
+        ("POST", "/v1/cluster", "admin"),
+        ("GET", "/v1/cluster", "read"),
+        ("GET", "/v1/cluster/1", "read"),
     ]
 
 
@@ -218,7 +221,8 @@ def test_metrics_count_requests(client, service) -> None:
 def test_openapi_describes_endpoints_and_key_schemes(client) -> None:
     spec = client.get("/openapi.json").json()
     assert {"/v1/detect", "/v1/embed", "/v1/verify", "/v1/identify", "/v1/people", "/v1/people/{name}",
-            "/v1/people/{name}/faces", "/v1/people/{name}/merge", "/healthz", "/metrics"} <= set(spec["paths"])
+            "/v1/people/{name}/faces", "/v1/people/{name}/merge", "/v1/cluster", "/v1/cluster/{job_id}", "/healthz",
+            "/metrics"} <= set(spec["paths"])
     assert set(spec["components"]["securitySchemes"]) == {"bearer", "apiKeyHeader"}
     body = spec["paths"]["/v1/verify"]["post"]["requestBody"]["content"]
     assert set(body) == {"multipart/form-data", "application/json"}

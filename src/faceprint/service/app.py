@@ -1,6 +1,7 @@
 """The FastAPI application: middleware order, routers, health, metrics and the web page."""
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint annotations defined in create_app.
+import contextlib
 from importlib import resources
 from typing import Any
 
@@ -54,7 +55,8 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
     from fastapi.responses import FileResponse, RedirectResponse
 
     from ..gallery import Recognizer, open_gallery
-    from . import routes_faces, routes_gallery
+    from . import routes_cluster, routes_faces, routes_gallery
+    from .jobs import ClusterJobs
 
     keys = KeyStore(settings.db)
     metrics = Metrics()
@@ -64,15 +66,22 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
     state = ServiceState(settings=settings, pipeline=pipeline, keys=keys,
                          auth=Authenticator(keys, RateLimiter(settings.burst), settings.rate_per_minute),
                          metrics=metrics, limiter=anyio.CapacityLimiter(settings.worker_count),
-                         gallery=gallery, recognizer=Recognizer(pipeline, gallery))
-    app = FastAPI(title="faceprint", version=__version__, docs_url="/docs", redoc_url=None,
+                         gallery=gallery, recognizer=Recognizer(pipeline, gallery), jobs=ClusterJobs(settings.db))
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> Any:
+        yield
+        state.jobs.shutdown()
+
+    app = FastAPI(title="faceprint", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan,
                   description="Face detection, embedding, verification and identification. Every endpoint except "
                               "/healthz needs an API key (`faceprint keys create`) sent as `Authorization: Bearer "
-                              "KEY` or `X-API-Key: KEY`. Errors are RFC 7807 problem details.")
+                              "KEY` or `X-API-Key: KEY`. Errors are RFC 7807 problem details. "
+                              "Cluster jobs work on the photo index that `faceprint index --db` fills.")
     app.state.fp = state
     install_handlers(app)
     app.include_router(routes_faces.router)
     app.include_router(routes_gallery.router)
+    app.include_router(routes_cluster.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: no key needed")
     async def healthz() -> dict[str, Any]:

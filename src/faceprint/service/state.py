@@ -31,6 +31,7 @@ class ServiceState:
     limiter: Any  # anyio.CapacityLimiter
     gallery: Any = None
     recognizer: Any = None
+    jobs: Any = None  # ClusterJobs
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         import anyio.to_thread

@@ -306,6 +306,7 @@ def calibrate(pairs_file: Path = PairsOpt, root: Optional[Path] = RootOpt,
 from . import cli_gallery  # noqa: E402,F401  (registers enroll, identify, people)
 from . import cli_collections  # noqa: E402,F401  (registers index, cluster, people name, eval cluster)
 from . import cli_training  # noqa: E402,F401  (registers commands)
+from . import cli_service  # noqa: E402,F401  (registers serve and keys)
 
 
 def main() -> None:

@@ -1,0 +1,300 @@
+"""Load test of ``faceprint serve`` on loopback: N concurrent clients x M identify requests.
+
+Starts the server as a subprocess on 127.0.0.1 (a temporary database, a key without a rate
+limit), enrolls the five ``knn_examples`` people over HTTP, then has N client threads (one
+keep-alive HTTP connection each) send M ``POST /v1/identify`` requests with real one-face
+photos padded to 640x480 JPEG. While the load runs, another client enrolls E new people (one LFW
+photo each); afterwards every one of them must be in the gallery ("lost" must be 0).
+
+Printed side by side, measured in one run on the same photos and the same number of threads:
+- the service over HTTP (request encoding, upload parsing, auth, JSON included);
+- faceprint in-process (``Recognizer.identify`` on the same gallery, no HTTP);
+- the anchor, face_recognition in-process (HOG ``face_locations`` + ``face_encodings`` +
+  ``face_distance`` to the enrolled encodings), unless ``--no-anchor``.
+
+"errors" counts failed requests (HTTP status other than 200) and answers without exactly one
+face (for the anchor these are misses of its HOG detector on the padded photos).
+
+Throughput = requests / wall time; p50/p99 = per-request latency. The machine's CPU may be
+shared with other work: compare the rows of one run, not numbers across runs.
+
+Run: ``python benchmarks/bench_service.py [--clients 8] [--requests 25] [--enroll 10] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_core import DATA, print_table  # noqa: E402
+
+HOST = "127.0.0.1"
+SIZE = (640, 480)
+
+
+def one_face_photos(pipeline: Any, limit: int) -> list[tuple[str, bytes]]:
+    """Real photos with exactly one detected face, padded to 640x480 and JPEG-encoded."""
+    from PIL import Image, ImageOps
+
+    roots = [DATA / "people" / "knn_examples", DATA / "people" / "deepface_pairs", DATA / "people" / "facenet_pytorch"]
+    out: list[tuple[str, bytes]] = []
+    for path in sorted(p for root in roots for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+        with Image.open(path) as img:
+            frame = ImageOps.pad(ImageOps.exif_transpose(img).convert("RGB"), SIZE)
+        if len(pipeline.detect(np.asarray(frame))) != 1:
+            continue
+        buf = io.BytesIO()
+        frame.save(buf, "JPEG", quality=90)
+        out.append((path.name, buf.getvalue()))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def lfw_photos(pipeline: Any, n: int) -> list[tuple[str, bytes]]:
+    """One photo each of ``n`` different LFW people with exactly one detected face."""
+    out: list[tuple[str, bytes]] = []
+    for person in sorted(d for d in (DATA / "lfw-view1" / "images").iterdir() if d.is_dir()):
+        photo = sorted(person.iterdir())[0]
+        if len(pipeline.detect(photo)) == 1:
+            out.append((person.name, photo.read_bytes()))
+        if len(out) >= n:
+            break
+    return out
+
+
+def percentile_ms(latencies: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(latencies) * 1e3, q)) if latencies else float("nan")
+
+
+def run_load(clients: int, requests: int, call: Callable[[int, int], bool]) -> dict[str, Any]:
+    """``clients`` threads each calling ``call(client, i)`` ``requests`` times; True = success."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def client(c: int) -> None:
+        for i in range(requests):
+            t = time.perf_counter()
+            try:
+                ok = call(c, i)
+            except Exception:  # a failed request is counted, never fatal
+                ok = False
+            dt = time.perf_counter() - t
+            with lock:
+                latencies.append(dt)
+                errors[0] += 0 if ok else 1
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    wall = time.perf_counter() - start
+    return {"requests": clients * requests, "wall_s": round(wall, 3), "throughput": round(clients * requests / wall, 2),
+            "p50_ms": round(percentile_ms(latencies, 50), 1), "p99_ms": round(percentile_ms(latencies, 99), 1),
+            "errors": errors[0]}
+
+
+class Server:
+    """``faceprint serve`` in a subprocess on 127.0.0.1, with an unlimited admin key."""
+
+    def __init__(self, db: Path, port: int) -> None:
+        from faceprint.service.keys import KeyStore
+
+        store = KeyStore(db)
+        self.key = store.create("admin", name="bench_service", rate_per_minute=0)[1]
+        store.close()
+        self.url = f"http://{HOST}:{port}"
+        self.proc = subprocess.Popen([sys.executable, "-c", "from faceprint.cli import main; main()", "serve", "--db", str(db), "--host", HOST,
+                                      "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait(self, timeout: float = 120.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()[-2000:] if self.proc.stderr else ''}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def client(self) -> Any:
+        import httpx
+
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=60.0)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def enroll_known(http: Any) -> None:
+    for person in sorted((DATA / "people" / "knn_examples" / "train").iterdir()):
+        http.post("/v1/people", json={"name": person.name}).raise_for_status()
+        for photo in sorted(person.iterdir()):
+            http.post(f"/v1/people/{person.name}/faces", files={"image": (photo.name, photo.read_bytes())})
+
+
+def enroll_during_load(server: Server, photos: list[tuple[str, bytes]], done: threading.Event,
+                       report: dict[str, Any]) -> None:
+    """Enroll one new person per photo, spread over the load (every photo, even if the load ends first)."""
+    with server.client() as http:
+        for name, data in photos:
+            person = f"load_{name}"
+            report["during_load"] += 0 if done.is_set() else 1
+            r = http.post("/v1/people", json={"name": person})
+            if r.status_code == 201:
+                r = http.post(f"/v1/people/{person}/faces", files={"image": (f"{name}.jpg", data)})
+            report["accepted" if r.status_code == 201 else "refused"].append(person)
+            done.wait(0.2)
+
+
+def bench_http(server: Server, photos: list[tuple[str, bytes]], clients: int, requests: int,
+               extra: list[tuple[str, bytes]]) -> dict[str, Any]:
+    sessions = [server.client() for _ in range(clients)]
+
+    def call(c: int, i: int) -> bool:
+        name, data = photos[(c * requests + i) % len(photos)]
+        r = sessions[c].post("/v1/identify", files={"image": (name, data, "image/jpeg")})
+        return r.status_code == 200 and len(r.json()["faces"]) == 1
+
+    for c in range(clients):  # warm-up: one request per connection
+        call(c, 0)
+    enrolled: dict[str, Any] = {"accepted": [], "refused": [], "during_load": 0}
+    done = threading.Event()
+    writer = threading.Thread(target=enroll_during_load, args=(server, extra, done, enrolled))
+    writer.start()
+    result = run_load(clients, requests, call)
+    done.set()
+    writer.join()
+    with server.client() as http:
+        stored = {p["name"]: p["samples"] for p in http.get("/v1/people").json()}
+    for s in sessions:
+        s.close()
+    result["enrolled"] = len(enrolled["accepted"])
+    result["enroll_refused"] = len(enrolled["refused"])
+    result["enroll_started_during_load"] = enrolled["during_load"]
+    result["lost"] = sum(1 for p in enrolled["accepted"] if stored.get(p, 0) < 1)
+    return result
+
+
+def bench_inprocess(db: Path, photos: list[tuple[str, bytes]], clients: int, requests: int) -> dict[str, Any]:
+    from faceprint.gallery import Recognizer, open_gallery
+    from faceprint.service import ServiceSettings
+    from faceprint.service.app import build_pipeline
+
+    pipe = build_pipeline(ServiceSettings(db=db))
+    rec = Recognizer(pipe, open_gallery(db))
+    workers = threading.BoundedSemaphore(os.cpu_count() or 1)  # what the server's worker pool allows
+
+    def call(c: int, i: int) -> bool:
+        with workers:
+            return len(rec.identify(photos[(c * requests + i) % len(photos)][1])) == 1
+
+    call(0, 0)
+    return run_load(clients, requests, call)
+
+
+def bench_anchor(photos: list[tuple[str, bytes]], clients: int, requests: int) -> dict[str, Any]:
+    import face_recognition
+
+    known = []
+    for person in sorted((DATA / "people" / "knn_examples" / "train").iterdir()):
+        for photo in sorted(person.iterdir()):
+            known += face_recognition.face_encodings(face_recognition.load_image_file(str(photo)))[:1]
+    known_arr = np.asarray(known)
+
+    def call(c: int, i: int) -> bool:
+        rgb = face_recognition.load_image_file(io.BytesIO(photos[(c * requests + i) % len(photos)][1]))
+        encodings = face_recognition.face_encodings(rgb, face_recognition.face_locations(rgb))
+        for enc in encodings:
+            face_recognition.face_distance(known_arr, enc)
+        return len(encodings) == 1
+
+    call(0, 0)
+    return run_load(clients, requests, call)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (threads)")
+    parser.add_argument("--requests", type=int, default=25, help="identify requests per client")
+    parser.add_argument("--enroll", type=int, default=10, help="people enrolled over HTTP during the load")
+    parser.add_argument("--photos", type=int, default=24, help="distinct one-face photos to cycle through")
+    parser.add_argument("--no-anchor", action="store_true", help="skip the face_recognition row")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args()
+    if not DATA.exists():
+        sys.exit(f"shared data not found at {DATA}")
+    from faceprint.pipeline import FacePipeline
+
+    pipeline = FacePipeline()
+    photos = one_face_photos(pipeline, args.photos)
+    extra = lfw_photos(pipeline, args.enroll)
+    with tempfile.TemporaryDirectory(prefix="bench_service_") as tmp:
+        db = Path(tmp) / "bench.db"
+        server = Server(db, free_port())
+        try:
+            server.wait()
+            with server.client() as http:
+                enroll_known(http)
+            results = {"http": bench_http(server, photos, args.clients, args.requests, extra)}
+        finally:
+            server.stop()
+        results["inprocess"] = bench_inprocess(db, photos, args.clients, args.requests)
+    if not args.no_anchor:
+        results["anchor"] = bench_anchor(photos, args.clients, args.requests)
+    results["config"] = {"clients": args.clients, "requests_per_client": args.requests, "photos": len(photos),
+                         "image": f"{SIZE[0]}x{SIZE[1]} JPEG, one face", "cpus": os.cpu_count()}
+    if args.json:
+        print(json.dumps(results))
+        return
+    names = {"http": "faceprint serve, HTTP /v1/identify", "inprocess": "faceprint Recognizer.identify, in-process",
+             "anchor": "face_recognition (HOG + dlib), in-process"}
+    rows = [(names[k], str(r["requests"]), f"{r['throughput']:.1f}", f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}",
+             str(r["errors"])) for k, r in results.items() if k in names]
+    print(f"{args.clients} clients x {args.requests} identify requests, {len(photos)} distinct 640x480 one-face photos, "
+          f"{os.cpu_count()} CPUs (shared machine: compare rows, not runs)")
+    print_table(("path", "requests", "req/s", "p50 ms", "p99 ms", "errors"), rows, args.markdown)
+    h = results["http"]
+    ratio = h["throughput"] / results["inprocess"]["throughput"]
+    print(f"HTTP / in-process throughput: {ratio:.2f}")
+    if "anchor" in results:
+        print(f"HTTP / face_recognition throughput: {h['throughput'] / results['anchor']['throughput']:.2f}")
+    print(f"enrolled over HTTP: {h['enrolled']} of {args.enroll} ({h['enroll_started_during_load']} started during the "
+          f"load, {h['enroll_refused']} refused), lost: {h['lost']}")
+    target = h["throughput"] >= 20 and h["p99_ms"] < 500 and h["errors"] == 0 and h["lost"] == 0 \
+        and h["enroll_refused"] == 0
+    print(f"target (>= 20 req/s, p99 < 500 ms at 8 clients, 0 errors, nothing lost): {'met' if target else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

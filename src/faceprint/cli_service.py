@@ -1,0 +1,114 @@
+"""``faceprint serve`` and ``faceprint keys``: the HTTP service and its API keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .cli import DetectorOpt, JsonOpt, ModelOpt, _emit, _run, app
+
+DbOpt = typer.Option(..., "--db", help="The shared SQLite database (gallery, photo index, API keys).")
+
+keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys for `faceprint serve`.")
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def serve(db: Path = DbOpt,
+          host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 = all)."),
+          port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+          detector: str = DetectorOpt, model: str = ModelOpt,
+          calibration: Optional[Path] = typer.Option(None, "--calibration",
+                                                     help="Calibration JSON: its threshold and match probabilities."),
+          workers: int = typer.Option(0, "--workers", min=0, help="Model calls at once (0 = one per CPU core)."),
+          max_upload_mb: float = typer.Option(16.0, "--max-upload-mb", min=0.001, help="Largest request body."),
+          max_pixels: int = typer.Option(40_000_000, "--max-pixels", min=1, help="Largest image (width x height)."),
+          rate_limit: int = typer.Option(1200, "--rate-limit", min=0,
+                                         help="Requests per minute per API key unless the key has its own (0 = off)."),
+          burst: int = typer.Option(60, "--burst", min=1, help="Requests a key may send at once."),
+          cors_origin: List[str] = typer.Option([], "--cors-origin",
+                                                help="Allow browser calls from this origin (repeatable; off by default)."),
+          ) -> None:
+    """Serve the REST API (/v1, OpenAPI at /docs) and the web page (/ui/) on HOST:PORT."""
+
+    def body() -> None:
+        import uvicorn
+
+        from .service import ServiceSettings, create_app
+
+        settings = ServiceSettings(db=db, max_request_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
+                                   rate_per_minute=rate_limit, burst=burst, workers=workers,
+                                   cors_origins=tuple(cors_origin), calibration=calibration, detector=detector,
+                                   model=model)
+        typer.echo(f"loading models ({detector}, {model}) ...", err=True)
+        application = create_app(settings)
+        typer.echo(f"faceprint serving {db} on http://{host}:{port}/ (web page /ui/, API docs /docs)", err=True)
+        uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+    _run(body)
+
+
+@keys_app.command("create")
+def keys_create(db: Path = DbOpt,
+                scope: str = typer.Option(..., "--scope", help="read | enroll | admin (each includes the ones before)."),
+                name: str = typer.Option("", "--name", help="A note saying who or what uses the key."),
+                rate_limit: Optional[int] = typer.Option(None, "--rate-limit", min=0,
+                                                         help="Requests per minute for this key (default: the server's)."),
+                as_json: bool = JsonOpt) -> None:
+    """Create an API key; it is printed once, as the last line, and only its hash is stored."""
+
+    def body() -> None:
+        from .service.keys import KeyStore
+
+        store = KeyStore(db)
+        record, key = store.create(scope, name=name, rate_per_minute=rate_limit)
+        store.close()
+        if as_json:
+            _emit({**record.to_dict(), "key": key})
+            return
+        typer.echo(f"created API key #{record.id} (scope {record.scope}); it is shown only now:")
+        typer.echo(key)
+
+    _run(body)
+
+
+@keys_app.command("list")
+def keys_list(db: Path = DbOpt, as_json: bool = JsonOpt) -> None:
+    """List API keys (ids, scopes, first characters; never the keys)."""
+
+    def body() -> None:
+        from .service.keys import KeyStore
+
+        store = KeyStore(db)
+        records = [r.to_dict() for r in store.list()]
+        store.close()
+        if as_json:
+            _emit(records)
+            return
+        for r in records:
+            state = "revoked" if r["revoked"] else "active"
+            rate = "server default" if r["rate_per_minute"] is None else f"{r['rate_per_minute']}/min"
+            typer.echo(f"#{r['id']} {r['hint']}... {r['scope']} {state} rate {rate} {r['created_at']} {r['name']}")
+
+    _run(body)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int = typer.Argument(..., help="The key's id (see `faceprint keys list`)."),
+                db: Path = DbOpt, as_json: bool = JsonOpt) -> None:
+    """Revoke an API key: requests with it get 401 from then on."""
+
+    def body() -> None:
+        from .service.keys import KeyStore
+
+        store = KeyStore(db)
+        record = store.revoke(key_id)
+        store.close()
+        if as_json:
+            _emit(record.to_dict())
+            return
+        typer.echo(f"revoked API key #{record.id}")
+
+    _run(body)

@@ -1,0 +1,90 @@
+"""``/v1/detect``, ``/v1/embed``, ``/v1/verify``: the CLI's jobs on uploaded images.
+
+Bodies mirror the CLI's ``--json`` records (one image per request).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from .keys import ApiKey
+from .state import get_state, needs
+from .uploads import Upload, read_uploads
+
+router = APIRouter(prefix="/v1", tags=["faces"])
+
+_PROBLEM = {"content": {"application/problem+json": {"schema": {"type": "object"}}}}
+#: Problem-details responses every image endpoint may give.
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    s: {"description": d, **_PROBLEM} for s, d in (
+        (400, "malformed request"), (401, "missing or unknown API key"), (403, "API key scope too low"),
+        (413, "body or image too large"), (422, "not an image, or no face where one is needed"),
+        (429, "rate limit exceeded"))}
+
+
+def image_body(*fields: str) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` for image ``fields`` as multipart files or base64 JSON strings."""
+    files = {f: {"type": "string", "format": "binary"} for f in fields}
+    b64 = {f: {"type": "string", "format": "byte", "description": "base64 image (a data: URL is accepted)"}
+           for f in fields}
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": list(fields), "properties": files}},
+        "application/json": {"schema": {"type": "object", "required": list(fields), "properties": b64}}}}}
+
+
+def _detect(state: Any, upload: Upload) -> dict[str, Any]:
+    faces = state.pipeline.detect(state.decode(upload))
+    state.metrics.faces.inc(len(faces))
+    return {"image": upload.name, "faces": faces.to_records()}
+
+
+def _embed(state: Any, upload: Upload) -> dict[str, Any]:
+    result = state.pipeline.embed(state.decode(upload))
+    state.metrics.faces.inc(len(result))
+    return {"image": upload.name, "model": state.pipeline.spec.model_id,
+            "faces": [{"box": f["box"], "score": f["score"], "embedding": f["embedding"]} for f in result.to_records()]}
+
+
+def _verify(state: Any, a: Upload, b: Upload, face: int, threshold: Optional[float]) -> dict[str, Any]:
+    pipe = state.pipeline
+    result = pipe.verify(state.decode(a), state.decode(b), face=face, threshold=threshold)
+    data = result.to_dict()
+    probability = pipe.match_probability(result.distance)
+    if probability is not None:
+        data["probability"] = round(probability, 6)
+    return data
+
+
+@router.post("/detect", summary="Find faces: boxes, scores and 5 landmarks (largest first)",
+             openapi_extra=image_body("image"), responses=PROBLEMS)
+async def detect(request: Request, _key: ApiKey = Depends(needs("read"))) -> dict[str, Any]:
+    """Like ``faceprint detect --json``: ``{"image", "faces": [{"box", "score", "landmarks"}]}``."""
+    state = get_state(request)
+    uploads = await read_uploads(request, ("image",))
+    return await state.run(_detect, state, uploads["image"])
+
+
+@router.post("/embed", summary="Embed every face of an image",
+             openapi_extra=image_body("image"), responses=PROBLEMS)
+async def embed(request: Request, _key: ApiKey = Depends(needs("read"))) -> dict[str, Any]:
+    """Like ``faceprint embed --json``: ``{"image", "model", "faces": [{"box", "score", "embedding"}]}``."""
+    state = get_state(request)
+    uploads = await read_uploads(request, ("image",))
+    return await state.run(_embed, state, uploads["image"])
+
+
+@router.post("/verify", summary="Same person? Compares the largest face of image_a and image_b",
+             openapi_extra=image_body("image_a", "image_b"), responses=PROBLEMS)
+async def verify(request: Request, _key: ApiKey = Depends(needs("read")),
+                 face: int = Query(0, ge=0, description="Which face of each image (0 = largest)."),
+                 threshold: Optional[float] = Query(None, gt=0, description="Override the model's threshold.")
+                 ) -> dict[str, Any]:
+    """Like ``faceprint verify --json``: ``{"match", "distance", "threshold", "model"[, "probability"]}``.
+
+    ``probability`` is present when the server was started with ``--calibration``.
+    """
+    state = get_state(request)
+    uploads = await read_uploads(request, ("image_a", "image_b"))
+    return await state.run(_verify, state, uploads["image_a"], uploads["image_b"], face, threshold)

@@ -1,0 +1,52 @@
+"""Service settings: limits, workers and CORS, fixed when the app is built."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What ``faceprint serve`` is configured with.
+
+    Attributes:
+        db: the shared SQLite file (gallery, photo index, API keys).
+        max_request_bytes: refuse request bodies larger than this (413).
+        max_pixels: refuse images with more than ``width * height`` pixels (413).
+        rate_per_minute: default requests per minute per API key (a key may carry its own);
+            ``0`` disables rate limiting.
+        burst: requests a key may send at once before the per-minute rate applies.
+        workers: model calls running at the same time (each ONNX session uses one thread);
+            ``0`` = one per CPU core.
+        cors_origins: origins allowed to call the API from a browser; empty = CORS off.
+        calibration: optional calibration JSON (``faceprint calibrate``) for match probabilities.
+        detector, model: registry names or ``.onnx`` paths.
+    """
+
+    db: Path
+    max_request_bytes: int = 16 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    rate_per_minute: int = 1200
+    burst: int = 60
+    workers: int = 0
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    calibration: Path | None = None
+    detector: str = "mtcnn"
+    model: str = "dlib_resnet"
+
+    def __post_init__(self) -> None:
+        for name in ("max_request_bytes", "max_pixels", "burst"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.rate_per_minute < 0 or self.workers < 0:
+            raise ConfigError(f"rate_per_minute and workers must be >= 0, got {self.rate_per_minute}, {self.workers}")
+        if "*" in self.cors_origins:
+            raise ConfigError("CORS origin '*' is refused: name the origins that may call the API")
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or max(1, os.cpu_count() or 1)

@@ -62,6 +62,13 @@ class PairsFileError(FaceprintError, ValueError):
     exit_code = 2
 
 
+class VideoSourceError(FaceprintError, OSError):
+    """A video source (file, camera index, RTSP/HTTP URL) cannot be opened or yields no frames,
+    or an output video cannot be written."""
+
+    exit_code = 12
+
+
 __all__ = [
     "ConfigError",
     "FaceprintError",
@@ -71,4 +78,5 @@ __all__ = [
     "NoFaceError",
     "PairsFileError",
     "UnknownModelError",
+    "VideoSourceError",
 ]

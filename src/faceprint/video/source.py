@@ -1,0 +1,160 @@
+"""Video input and output through OpenCV: files, camera indices, RTSP/HTTP streams."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import VideoSourceError
+
+_URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: ``rgb`` ``(H, W, 3)`` uint8, 0-based ``index``, ``time_s`` from the
+    start (media time for files, wall-clock time for live sources)."""
+
+    rgb: np.ndarray
+    index: int
+    time_s: float
+
+
+def describe_source(source: str | int) -> str:
+    """``"camera 0"``, the URL, or the file path, for messages."""
+    return f"camera {source}" if isinstance(source, int) else str(source)
+
+
+def parse_source(source: str | int | Path) -> str | int:
+    """A camera index (``"0"`` -> ``0``), a URL, or an existing file path.
+
+    Raises:
+        VideoSourceError: a file path that does not exist or is not a file.
+    """
+    if isinstance(source, int):
+        return source
+    text = str(source)
+    if text.isdigit():
+        return int(text)
+    if text.lower().startswith(_URL_SCHEMES):
+        return text
+    path = Path(text)
+    if not path.exists():
+        raise VideoSourceError(f"video source {text!r}: no such file (expected a video file, a camera index or a URL)")
+    if not path.is_file():
+        raise VideoSourceError(f"video source {text!r} is not a file")
+    return text
+
+
+class VideoSource:
+    """Iterate RGB frames from ``source`` (file path, camera index or URL).
+
+    Opening happens in :meth:`open` (or on entering the ``with`` block); the first frame is
+    read there so a source that opens but yields nothing fails early.
+
+    Raises:
+        VideoSourceError: the source does not exist, cannot be opened, or yields no frame.
+    """
+
+    def __init__(self, source: str | int | Path) -> None:
+        self.source = parse_source(source)
+        self.live = not isinstance(self.source, str) or "://" in self.source
+        self._cap: Any = None
+        self._first: np.ndarray | None = None
+        self.fps = 30.0
+        self.size: tuple[int, int] = (0, 0)
+
+    def open(self) -> VideoSource:
+        import cv2
+
+        cap = cv2.VideoCapture(self.source)
+        if not cap.isOpened():
+            cap.release()
+            raise VideoSourceError(f"cannot open video source {describe_source(self.source)} "
+                                   "(unreadable file, unsupported codec, or camera/stream unavailable)")
+        ok, bgr = cap.read()
+        if not ok or bgr is None or bgr.size == 0:
+            cap.release()
+            raise VideoSourceError(f"video source {describe_source(self.source)} opened but yielded no frame")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0
+        self.size = (int(bgr.shape[1]), int(bgr.shape[0]))
+        self._cap, self._first = cap, bgr
+        return self
+
+    @property
+    def frame_count(self) -> int | None:
+        """Frames in a file as its header says (``None`` for live sources or when unknown)."""
+        import cv2
+
+        if self.live or self._cap is None:
+            return None
+        n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        return n if n > 0 else None
+
+    def frames(self, max_frames: int | None = None) -> Iterator[Frame]:
+        """Decoded frames until the source ends (or ``max_frames``)."""
+        import cv2
+
+        if self._cap is None:
+            self.open()
+        start = time.monotonic()
+        index = 0
+        bgr = self._first
+        while bgr is not None and (max_frames is None or index < max_frames):
+            t = time.monotonic() - start if self.live else index / self.fps
+            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index, t)
+            index += 1
+            ok, bgr = self._cap.read()
+            if not ok:
+                bgr = None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def __enter__(self) -> VideoSource:
+        return self.open()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class VideoSink:
+    """Writes RGB frames to a video file with OpenCV's ``mp4v`` codec.
+
+    Raises:
+        VideoSourceError: the file cannot be created.
+    """
+
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], fourcc: str = "mp4v") -> None:
+        import cv2
+
+        self.path = Path(path)
+        if not self.path.parent.exists():
+            raise VideoSourceError(f"cannot write video {self.path}: folder {self.path.parent} does not exist")
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), float(fps), size)
+        if not self._writer.isOpened():
+            raise VideoSourceError(f"cannot write video {self.path} with codec {fourcc!r}")
+
+    def write(self, rgb: np.ndarray) -> None:
+        import cv2
+
+        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        self._writer.release()
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+__all__ = ["Frame", "VideoSink", "VideoSource", "describe_source", "parse_source"]

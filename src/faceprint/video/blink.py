@@ -63,12 +63,15 @@ class Landmarks68:
         return self._predictor
 
     def points(self, rgb: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
-        """``(68, 2)`` float32 points of the face whose 5 landmarks are ``(5, 2)``."""
+        """``(68, 2)`` float32 points of the face whose 5 landmarks are ``(5, 2)``.
+
+        dlib returns whole-pixel points, so EAR is reliable on faces of about 100 px and more.
+        """
         import dlib
 
         from ..align import dlib_box_from_landmarks
 
-        x1, y1, x2, y2 = np.round(dlib_box_from_landmarks(np.asarray(landmarks5)[None])[0]).astype(int)
+        x1, y1, x2, y2 = np.round(dlib_box_from_landmarks(np.asarray(landmarks5, np.float32)[None])[0]).astype(int)
         shape = self.predictor(rgb, dlib.rectangle(int(x1), int(y1), int(x2) - 1, int(y2) - 1))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
@@ -88,7 +91,7 @@ class BlinkDetector:
         ConfigError: ratios not in ``0 < closed_ratio < open_ratio <= 1``.
     """
 
-    closed_ratio: float = 0.75
+    closed_ratio: float = 0.8
     open_ratio: float = 0.9
     max_closed_s: float = 0.5
     history_s: float = 3.0

@@ -303,6 +303,9 @@ def calibrate(pairs_file: Path = PairsOpt, root: Optional[Path] = RootOpt,
     _run(body)
 
 
+from . import cli_gallery  # noqa: E402,F401  (registers enroll, identify, people)
+
+
 def main() -> None:
     app()
 

@@ -62,21 +62,52 @@ class PairsFileError(FaceprintError, ValueError):
     exit_code = 2
 
 
-class VideoSourceError(FaceprintError, OSError):
-    """A video source (file, camera index, RTSP/HTTP URL) cannot be opened or yields no frames,
-    or an output video cannot be written."""
+class GalleryError(FaceprintError, RuntimeError):
+    """A gallery (face database) operation failed: unreadable store, bad URI, bad export file."""
+
+    exit_code = 10
+
+
+class PersonNotFoundError(GalleryError, LookupError):
+    """A person name is not enrolled in the gallery."""
+
+    exit_code = 11
+
+    def __str__(self) -> str:  # LookupError would not quote, but keep it explicit
+        return str(self.args[0]) if self.args else ""
+
+
+class PersonExistsError(GalleryError):
+    """A person name is already taken (add, rename or import onto an existing name)."""
 
     exit_code = 12
 
 
+class EnrollmentError(GalleryError):
+    """Nothing could be enrolled: every photo was rejected by the quality gate."""
+
+    exit_code = 13
+
+
+class VideoSourceError(FaceprintError, OSError):
+    """A video source (file, camera index, RTSP/HTTP URL) cannot be opened or yields no frames,
+    or an output video cannot be written."""
+
+    exit_code = 20
+
+
 __all__ = [
     "ConfigError",
+    "EnrollmentError",
     "FaceprintError",
+    "GalleryError",
     "ImageDecodeError",
     "ModelLoadError",
     "ModelMismatchError",
     "NoFaceError",
     "PairsFileError",
+    "PersonExistsError",
+    "PersonNotFoundError",
     "UnknownModelError",
     "VideoSourceError",
 ]

@@ -1,0 +1,250 @@
+"""Gallery commands: ``faceprint enroll``, ``faceprint identify`` and the ``faceprint people`` group.
+
+``people_app`` is a Typer group other modules can extend (``@people_app.command(...)``);
+its ``--db`` is available to subcommands as :func:`people_db`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from .cli import DetectorOpt, FlipOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app
+from .errors import ConfigError, EnrollmentError
+from .progress import progress_bar
+
+DbOpt = typer.Option(..., "--db", help="Gallery database (SQLite file, sqlite:///PATH, milvus://HOST:PORT, *.milvus.db).")
+ThresholdOpt = typer.Option(None, "--threshold", help="Accept the best identity when its distance <= this "
+                                                      "(default: the model's open-set threshold).")
+TopKOpt = typer.Option(5, "--top-k", min=1, help="Candidates listed per face.")
+
+
+def _open(db: str, pipe: Any = None) -> Any:
+    from .gallery import open_gallery
+
+    spec = None if pipe is None else pipe.spec
+    return open_gallery(db) if spec is None else open_gallery(db, model_id=spec.model_id, metric=spec.metric)
+
+
+def _gate(min_face: float, min_score: float, min_blur: float, allow_multiple: bool) -> Any:
+    from .gallery.quality import QualityGate
+
+    return QualityGate(min_face_px=min_face, min_score=min_score, min_blur=min_blur, single_face=not allow_multiple)
+
+
+def _print_report(rep: Any) -> None:
+    status = "enrolled" if rep.ok else "nothing enrolled for"
+    typer.echo(f"{status} {rep.name}: {len(rep.enrolled)} photo(s), {len(rep.rejected)} rejected")
+    for src, reason in rep.rejected:
+        typer.echo(f"  rejected {src}: {reason}")
+    sys.stdout.flush()
+
+
+@app.command()
+def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (omit with --from-folders)."),
+           images: Optional[List[Path]] = typer.Argument(None, help="Photos of that person (one face each)."),
+           db: str = DbOpt,
+           from_folders: Optional[Path] = typer.Option(None, "--from-folders",
+                                                       help="Enroll DIR/<name>/<photos> for every sub-folder."),
+           keep_crops: bool = typer.Option(False, "--keep-crops", help="Store aligned face crops (for reindex)."),
+           min_face: float = typer.Option(40.0, "--min-face", min=0, help="Minimum face box side in pixels."),
+           min_score: float = typer.Option(0.9, "--min-score", min=0, max=1, help="Minimum detection score."),
+           min_blur: float = typer.Option(20.0, "--min-blur", min=0, help="Minimum sharpness (0 = off)."),
+           allow_multiple: bool = typer.Option(False, "--allow-multiple",
+                                               help="Accept photos with several faces (the largest is enrolled)."),
+           model: str = ModelOpt, detector: str = DetectorOpt, flip: bool = FlipOpt, as_json: bool = JsonOpt) -> None:
+    """Enroll one person's photos, or every DIR/<name>/ folder with --from-folders.
+
+    Photos failing the quality gate (exactly one face, size, detection score, sharpness) or
+    already enrolled are reported, not stored. Each person is one transaction.
+    """
+
+    def body() -> None:
+        from .gallery import Recognizer
+        from .gallery.recognizer import person_folders
+
+        if from_folders is None and (name is None or not images):
+            raise ConfigError("give NAME and at least one IMAGE, or --from-folders DIR")
+        if from_folders is not None and name is not None:
+            raise ConfigError("give either NAME IMAGE... or --from-folders DIR, not both")
+        jobs = person_folders(from_folders) if from_folders is not None else [(name, list(images or []))]
+        pipe = _pipeline(detector, model, flip=flip)
+        gallery = _open(db, pipe)
+        rec = Recognizer(pipe, gallery, gate=_gate(min_face, min_score, min_blur, allow_multiple))
+        reports = []
+        total = sum(len(files) for _n, files in jobs)
+        try:
+            with progress_bar(total, "enroll") as bar:
+                task = bar.add_task("enroll", total=total)
+                for person, files in jobs:
+                    rep = rec.enroll(person, files, keep_crops=keep_crops, on_image=lambda _i: bar.advance(task))
+                    reports.append(rep)
+                    if not as_json:
+                        _print_report(rep)
+        finally:
+            gallery.close()
+        if as_json:
+            _emit([r.to_dict() for r in reports])
+        if not any(r.ok for r in reports):
+            raise EnrollmentError("no photo passed the quality gate; nothing was enrolled")
+
+    _run(body)
+
+
+@app.command()
+def identify(images: List[Path] = typer.Argument(..., help="Photos to identify (every face in each)."),
+             db: Optional[str] = typer.Option(None, "--db", help="Gallery database to search."),
+             known: Optional[Path] = typer.Option(None, "--known", help="No database: enroll DIR/<name>/ "
+                                                  "folders (or DIR/<name>.jpg files) in memory and print file,name CSV."),
+             threshold: Optional[float] = ThresholdOpt, top_k: int = TopKOpt,
+             model: str = ModelOpt, detector: str = DetectorOpt, flip: bool = FlipOpt, as_json: bool = JsonOpt) -> None:
+    """Who is in each photo? Every face gets a name, or null/unknown_person when nobody matches."""
+
+    def body() -> None:
+        from .gallery import Recognizer
+        from .gallery.quality import PERMISSIVE
+
+        if (db is None) == (known is None):
+            raise ConfigError("give exactly one of --db PATH or --known DIR")
+        pipe = _pipeline(detector, model, flip=flip)
+        gallery = _open(db if db is not None else ":memory:", pipe)
+        rec = Recognizer(pipe, gallery, threshold=threshold)
+        try:
+            if known is not None:
+                for person, files in _known_people(known):
+                    rec.enroll(person, files, gate=PERMISSIVE, dedupe=False)
+            records = []
+            with progress_bar(len(images), "identify") as bar:
+                task = bar.add_task("identify", total=len(images))
+                for path in images:
+                    records.append({"image": str(path), "faces": [f.to_record() for f in rec.identify(path, top_k=top_k)]})
+                    bar.advance(task)
+        finally:
+            gallery.close()
+        if as_json:
+            _emit(records)
+        elif known is not None:
+            for rec_ in records:
+                names = [f["name"] or "unknown_person" for f in rec_["faces"]] or ["no_persons_found"]
+                for person in names:
+                    typer.echo(f"{rec_['image']},{person}")
+        else:
+            for rec_ in records:
+                typer.echo(f"{rec_['image']}: {len(rec_['faces'])} face(s)")
+                for face in rec_["faces"]:
+                    box = ", ".join(f"{v:.0f}" for v in face["box"])
+                    dist = "-" if face["distance"] is None else f"{face['distance']:.3f}"
+                    typer.echo(f"  [{box}] {face['name'] or 'unknown'} (distance {dist})")
+
+    _run(body)
+
+
+def _known_people(root: Path) -> list[tuple[str, list[Path]]]:
+    """``DIR/<name>/*`` folders, or face_recognition's layout ``DIR/<name>.jpg`` (one photo each)."""
+    from .gallery.recognizer import person_folders
+
+    if not root.is_dir():
+        raise ConfigError(f"{root}: not a folder")
+    files = sorted(f for f in root.iterdir() if f.is_file() and not f.name.startswith("."))
+    people = [(f.stem, [f]) for f in files]
+    if any(d.is_dir() for d in root.iterdir()):
+        people += person_folders(root)
+    if not people:
+        raise ConfigError(f"{root}: no known people (expected DIR/<name>.jpg or DIR/<name>/<photos>)")
+    return people
+
+
+people_app = typer.Typer(no_args_is_help=True, help="List and edit the people in a gallery.")
+app.add_typer(people_app, name="people")
+_people_state: dict[str, str] = {}
+
+
+@people_app.callback()
+def _people(db: str = DbOpt) -> None:
+    _people_state["db"] = db
+
+
+def people_db() -> Any:
+    """The gallery named by ``faceprint people --db PATH`` (for subcommands, including other modules')."""
+    return _open(_people_state["db"])
+
+
+@people_app.command("list")
+def people_list(as_json: bool = JsonOpt) -> None:
+    """Every enrolled person with their number of samples."""
+
+    def body() -> None:
+        with people_db() as g:
+            people = g.people()
+        if as_json:
+            _emit([p.to_dict() for p in people])
+            return
+        for p in people:
+            typer.echo(f"{p.name}\t{p.samples} sample(s)")
+
+    _run(body)
+
+
+@people_app.command("show")
+def people_show(name: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
+    """One person: samples, metadata, the photos they came from."""
+
+    def body() -> None:
+        with people_db() as g:
+            p = g.person(name)
+        if as_json:
+            _emit(p.to_dict())
+            return
+        typer.echo(f"{p.name}: {p.samples} sample(s)")
+        if p.metadata:
+            typer.echo(f"  metadata: {p.metadata}")
+        for src in p.sources:
+            typer.echo(f"  {src}")
+
+    _run(body)
+
+
+def _edit(action: str, fn: Any, as_json: bool) -> None:
+    def body() -> None:
+        with people_db() as g:
+            result = fn(g)
+        if as_json:
+            _emit({"action": action, "result": result})
+        else:
+            typer.echo(f"{action}: {result}")
+
+    _run(body)
+
+
+@people_app.command("rename")
+def people_rename(old: str = typer.Argument(...), new: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
+    """Rename a person."""
+    _edit("renamed", lambda g: (g.rename(old, new), f"{old} -> {new}")[1], as_json)
+
+
+@people_app.command("merge")
+def people_merge(src: str = typer.Argument(..., help="Person merged away."),
+                 dst: str = typer.Argument(..., help="Person kept."), as_json: bool = JsonOpt) -> None:
+    """Move every sample of A into B and delete A."""
+    _edit("merged", lambda g: f"{g.merge(src, dst)} sample(s) of {src} into {dst}", as_json)
+
+
+@people_app.command("remove")
+def people_remove(name: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
+    """Delete a person with every vector and crop."""
+    _edit("removed", lambda g: f"{name} ({g.remove(name)} sample(s))", as_json)
+
+
+@people_app.command("export")
+def people_export(file: Path = typer.Argument(..., help="Export file (.npz) to write."), as_json: bool = JsonOpt) -> None:
+    """Write every person and vector to a portable file."""
+    _edit("exported", lambda g: f"{g.export(file)} sample(s) to {file}", as_json)
+
+
+@people_app.command("import")
+def people_import(file: Path = typer.Argument(..., help="Export file to read."), as_json: bool = JsonOpt) -> None:
+    """Add the people of an export file (fails, importing nothing, if a name exists)."""
+    _edit("imported", lambda g: f"{g.import_(file)} sample(s) from {file}", as_json)

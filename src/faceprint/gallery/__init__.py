@@ -1,0 +1,67 @@
+"""Galleries of enrolled people: one-shot enrollment, open-set identification, persistent stores.
+
+    >>> from faceprint.gallery import open_gallery, Recognizer
+    >>> gallery = open_gallery("people.db")          # SQLite (created if missing)
+    >>> rec = Recognizer(FacePipeline(), gallery)
+    >>> rec.enroll("ada", ["ada.jpg"])
+    >>> [face.to_record() for face in rec.identify("party.jpg")]
+
+Backends share the :class:`Gallery` interface: :class:`~faceprint.gallery.sqlite.SqliteGallery`
+(the default, one file) and :class:`~faceprint.gallery.milvus.MilvusGallery`
+(``milvus://host:port`` or a ``*.milvus.db`` milvus-lite file; ``pip install 'faceprint[scale]'``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import GalleryError
+from .base import Candidate, Gallery, Identification, Match, Person
+from .quality import QualityGate
+from .recognizer import EnrollReport, FaceResult, Recognizer
+from .scoring import OpenSetPolicy
+
+
+def open_gallery(uri: str | Path, *, model_id: str | None = None, metric: str | None = None,
+                 **options: Any) -> Gallery:
+    """Open (creating when missing) the gallery at ``uri``.
+
+    ``uri`` is a file path or ``sqlite:///path`` (SQLite), ``milvus://host:port[/collection]``
+    (a Milvus server) or a path ending in ``.milvus.db`` (embedded milvus-lite). ``model_id``
+    and ``metric`` fix the gallery's model up front (otherwise the first vectors added do);
+    ``options`` go to the backend (e.g. ``dtype="int8"``, ``ann="on"``, ``policy=...``).
+
+    Raises:
+        GalleryError: the URI scheme is unknown or the store cannot be opened.
+        ModelMismatchError: the store holds another model's vectors.
+    """
+    text = str(uri)
+    if text.startswith("milvus://") or text.endswith(".milvus.db"):
+        from .milvus import MilvusGallery
+
+        return MilvusGallery(text, model_id=model_id, metric=metric, **options)
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite:///"):]  # sqlite:///rel.db or sqlite:////abs/path.db
+    elif "://" in text:
+        raise GalleryError(f"unknown gallery URI {text!r}: use a path, sqlite:///PATH, milvus://HOST:PORT "
+                           "or a *.milvus.db path")
+    from .sqlite import SqliteGallery
+
+    return SqliteGallery(text, model_id=model_id, metric=metric, **options)
+
+
+__all__ = [
+    "Candidate",
+    "EnrollReport",
+    "FaceResult",
+    "Gallery",
+    "GalleryError",
+    "Identification",
+    "Match",
+    "OpenSetPolicy",
+    "Person",
+    "QualityGate",
+    "Recognizer",
+    "open_gallery",
+]

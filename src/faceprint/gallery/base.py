@@ -1,0 +1,263 @@
+"""The :class:`Gallery` interface every backend implements, and its result types.
+
+A gallery holds people (a unique name, optional JSON metadata) with face samples: one
+embedding each, tied to the gallery's model id, optionally with the source path and the
+aligned crop. Backends implement storage and nearest-sample search
+(:meth:`Gallery._neighbours`, :meth:`Gallery._person_vectors`); identification (per-identity
+aggregation, the open-set decision, the margin test) is shared and lives in
+:mod:`faceprint.gallery.scoring`.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, GalleryError, ModelMismatchError
+from ..types import Embeddings
+
+#: ``export``/``import_`` file format version.
+EXPORT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One identity proposed for a face: ``distance`` is in the model's metric (lower = closer)."""
+
+    name: str
+    distance: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "distance": round(float(self.distance), 6)}
+
+
+@dataclass(frozen=True)
+class Identification:
+    """The open-set decision for one face.
+
+    Attributes:
+        name: the identified person, or ``None`` for an unknown face (best candidate too far,
+            or too close to the second best: see :class:`~faceprint.gallery.scoring.OpenSetPolicy`).
+        distance: distance to the best candidate (``inf`` when the gallery is empty).
+        candidates: up to ``top_k`` identities, nearest first.
+        score: the decision score compared with the threshold (the distance itself unless
+            cohort normalisation is on).
+    """
+
+    name: str | None
+    distance: float
+    candidates: list[Candidate] = field(default_factory=list)
+    score: float = float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "distance": _finite(self.distance),
+                "candidates": [c.to_dict() for c in self.candidates]}
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 6) if np.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class Match:
+    """One nearest sample from :meth:`Gallery.search`."""
+
+    name: str
+    distance: float
+    sample_id: int
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person as stored: ``samples`` counts their face vectors, ``sources`` lists known sources."""
+
+    name: str
+    samples: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "samples": self.samples, "metadata": self.metadata, "sources": self.sources}
+
+
+class Gallery(abc.ABC):
+    """A persistent set of enrolled people and their face vectors.
+
+    Every vector is tied to the gallery's ``model_id`` and ``metric`` (fixed by the first
+    vectors added, or by ``open_gallery(model_id=...)``); adding or searching with another
+    model's :class:`~faceprint.types.Embeddings` raises :class:`ModelMismatchError`.
+    Backends raise :class:`~faceprint.errors.PersonNotFoundError` for unknown names,
+    :class:`~faceprint.errors.PersonExistsError` for taken ones and
+    :class:`~faceprint.errors.GalleryError` for storage failures. Writes are transactions:
+    on error nothing of the call is stored.
+    """
+
+    model_id: str | None
+    metric: str | None
+    dim: int | None
+
+    # ---- people -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_person(self, name: str, metadata: dict[str, Any] | None = None) -> None:
+        """Create a person with no samples. Raises PersonExistsError, ConfigError (empty name)."""
+
+    @abc.abstractmethod
+    def add_faces(self, name: str, embeddings: Embeddings, *, sources: Sequence[str | None] | None = None,
+                  crops: np.ndarray | None = None, create: bool = True) -> list[int]:
+        """Store ``embeddings`` (``(N, D)``) as samples of ``name``; returns the N new sample ids.
+
+        ``sources[i]`` (a path or label) and ``crops[i]`` (an aligned ``(H, W, 3)`` uint8 chip)
+        are kept beside vector ``i`` when given. The person is created when missing unless
+        ``create`` is false. All-or-nothing: one transaction.
+
+        Raises:
+            ModelMismatchError: the vectors come from another model than the gallery's.
+            PersonNotFoundError: ``name`` is unknown and ``create`` is false.
+            ConfigError: ``sources``/``crops`` lengths differ from ``len(embeddings)``.
+        """
+
+    @abc.abstractmethod
+    def people(self) -> list[Person]:
+        """Every person, sorted by name."""
+
+    @abc.abstractmethod
+    def person(self, name: str) -> Person:
+        """One person. Raises PersonNotFoundError."""
+
+    @abc.abstractmethod
+    def rename(self, old: str, new: str) -> None:
+        """Rename a person. Raises PersonNotFoundError, PersonExistsError."""
+
+    @abc.abstractmethod
+    def merge(self, src: str, dst: str) -> int:
+        """Move every sample of ``src`` to ``dst`` and delete ``src``; returns samples moved.
+
+        Raises PersonNotFoundError for either name, ConfigError when they are the same."""
+
+    @abc.abstractmethod
+    def remove(self, name: str) -> int:
+        """Delete a person with every vector and crop; returns the samples deleted."""
+
+    @abc.abstractmethod
+    def samples(self, name: str | None = None) -> tuple[Embeddings, list[str], list[int]]:
+        """Stored vectors (of one person, or all), with their owners' names and sample ids."""
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Number of people."""
+
+    def close(self) -> None:
+        """Release files and connections (persisting any ANN index)."""
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- search backends implement -------------------------------------------------------
+    @abc.abstractmethod
+    def _neighbours(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+        """The ``k`` nearest samples of each query: distances ``(Q, k)`` float (``inf`` pad),
+        sample ids ``(Q, k)`` int64 (``-1`` pad) and owner names per row."""
+
+    def _person_vectors(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """``{name: (n_i, D) float32}`` for re-scoring shortlisted identities."""
+        out = {}
+        for name in names:
+            out[name] = self.samples(name)[0].vectors
+        return out
+
+    # ---- shared logic ----------------------------------------------------------------------
+    def check_model(self, embeddings: Embeddings) -> None:
+        """Raise ModelMismatchError unless ``embeddings`` match the gallery's model, metric and size."""
+        if not isinstance(embeddings, Embeddings):
+            raise ConfigError(f"expected faceprint.Embeddings, got {type(embeddings).__name__}")
+        if self.model_id is None:
+            return
+        if (embeddings.model_id, embeddings.metric) != (self.model_id, self.metric) or \
+                (self.dim is not None and embeddings.dim != self.dim):
+            raise ModelMismatchError(
+                f"gallery holds {self.model_id!r} vectors ({self.metric}, dim {self.dim}); got "
+                f"{embeddings.model_id!r} ({embeddings.metric}, dim {embeddings.dim}); re-embed with the "
+                f"gallery's model or `reindex` the gallery")
+
+    def search(self, embeddings: Embeddings, k: int = 5) -> list[list[Match]]:
+        """The ``k`` nearest samples (not identities) of each query vector, nearest first.
+
+        Raises:
+            ModelMismatchError: the queries come from another model.
+        """
+        self.check_model(embeddings)
+        if len(embeddings) == 0 or k < 1:
+            return [[] for _ in range(len(embeddings))]
+        dist, ids, names = self._neighbours(embeddings.vectors, int(k))
+        return [[Match(n, float(d), int(i)) for d, i, n in zip(dr, ir, nr) if i >= 0]
+                for dr, ir, nr in zip(dist, ids, names)]
+
+    def identify(self, embeddings: Embeddings, *, threshold: float | None = None, top_k: int = 5,
+                 policy: Any = None) -> list[Identification]:
+        """Who is each query face? One :class:`Identification` per row of ``embeddings``.
+
+        Candidates are identities (each scored by ``policy.aggregation`` over its samples);
+        the best one is accepted when its score is within ``threshold`` (default: the
+        policy's, derived from the model and the gallery size) and it passes the margin test
+        against the second best; otherwise ``name`` is ``None`` (unknown).
+
+        Raises:
+            ModelMismatchError: the queries come from another model.
+            ConfigError: ``top_k < 1``.
+        """
+        from .scoring import OpenSetPolicy, identify_rows
+
+        if top_k < 1:
+            raise ConfigError(f"top_k must be >= 1, got {top_k}")
+        self.check_model(embeddings)
+        pol = policy if policy is not None else getattr(self, "policy", None) or OpenSetPolicy()
+        return identify_rows(self, embeddings, pol, threshold, top_k)
+
+    # ---- export / import ----------------------------------------------------------------
+    def export(self, path: str | Path) -> int:
+        """Write every person and vector to a portable ``.npz`` file; returns samples written."""
+        emb, names, _ids = self.samples()
+        people = [p.to_dict() for p in self.people()]
+        header = {"format": EXPORT_FORMAT, "model_id": self.model_id, "metric": self.metric, "people": people}
+        srcs = self._sources_for(_ids)
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+                                vectors=emb.vectors, names=np.array(names, dtype=str),
+                                sources=np.array(srcs, dtype=str))
+        return len(emb)
+
+    def _sources_for(self, sample_ids: Sequence[int]) -> list[str]:
+        return [""] * len(sample_ids)
+
+    def import_(self, path: str | Path) -> int:
+        """Add the people and vectors of an :meth:`export` file; returns samples added.
+
+        Raises:
+            GalleryError: the file is not a faceprint export.
+            PersonExistsError: a person in the file already exists here (nothing is imported).
+            ModelMismatchError: the file holds another model's vectors.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(bytes(data["header"]).decode())
+                vectors, names, sources = data["vectors"], [str(n) for n in data["names"]], list(data["sources"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise GalleryError(f"{path}: not a faceprint gallery export ({exc})") from exc
+        if header.get("format") != EXPORT_FORMAT:
+            raise GalleryError(f"{path}: unsupported export format {header.get('format')!r}")
+        emb = Embeddings(vectors.reshape(len(names), -1), header["model_id"] or "", header["metric"] or "euclidean")
+        people = header["people"]
+        return self._import_rows(people, emb, names, [str(s) or None for s in sources])
+
+    @abc.abstractmethod
+    def _import_rows(self, people: list[dict[str, Any]], emb: Embeddings, names: list[str],
+                     sources: list[str | None]) -> int:
+        """Insert people and their samples in one transaction (PersonExistsError if any exists)."""

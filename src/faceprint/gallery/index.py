@@ -1,0 +1,143 @@
+"""Vector indexes keyed by sample id: exact (BLAS) and approximate (usearch HNSW).
+
+Both have the same verbs: ``add(ids, vectors)``, ``remove(ids)``, ``search(queries, k) ->
+(distances (Q, k), ids (Q, k))`` with ``inf``/``-1`` padding, ``len()``, ``ids()``. Distances
+are in the metric's units (euclidean, or ``1 - cos``), so both indexes are interchangeable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, GalleryError
+
+
+def _topk(dist: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise ``k`` smallest of ``dist`` ``(Q, N)``, sorted, padded with inf / -1."""
+    q, n = dist.shape
+    out_d = np.full((q, k), np.inf, np.float32)
+    out_i = np.full((q, k), -1, np.int64)
+    if n == 0:
+        return out_d, out_i
+    kk = min(k, n)
+    part = np.argpartition(dist, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (q, 1))
+    pd = np.take_along_axis(dist, part, 1)
+    order = np.argsort(pd, axis=1, kind="stable")
+    out_d[:, :kk] = np.take_along_axis(pd, order, 1)
+    out_i[:, :kk] = ids[np.take_along_axis(part, order, 1)]
+    return out_d, out_i
+
+
+class ExactIndex:
+    """Brute-force search with one matrix product per query batch (float32 in memory)."""
+
+    def __init__(self, dim: int, metric: str = "euclidean") -> None:
+        self.dim, self.metric = int(dim), metric
+        self._vectors = np.zeros((0, self.dim), np.float32)
+        self._sq = np.zeros(0, np.float32)
+        self._ids = np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def ids(self) -> np.ndarray:
+        return self._ids.copy()
+
+    def _prepare(self, v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, np.float32).reshape(-1, self.dim)
+        if self.metric == "cosine":
+            v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        return v
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        v = self._prepare(vectors)
+        self._vectors = np.concatenate([self._vectors, v])
+        self._sq = np.concatenate([self._sq, (v * v).sum(1)])
+        self._ids = np.concatenate([self._ids, np.asarray(ids, np.int64).reshape(-1)])
+
+    def remove(self, ids: np.ndarray) -> None:
+        keep = ~np.isin(self._ids, np.asarray(ids, np.int64))
+        self._vectors, self._sq, self._ids = self._vectors[keep], self._sq[keep], self._ids[keep]
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = self._prepare(queries)
+        dot = q @ self._vectors.T
+        if self.metric == "cosine":
+            dist = 1.0 - dot
+        else:
+            dist = np.sqrt(np.clip((q * q).sum(1)[:, None] + self._sq[None, :] - 2.0 * dot, 0.0, None))
+        return _topk(dist, self._ids, k)
+
+
+class UsearchIndex:
+    """HNSW graph from usearch (``pip install usearch``), optionally int8/float16 inside.
+
+    Args:
+        dim, metric: as the gallery.
+        dtype: ``"f32"``, ``"f16"`` or ``"i8"`` storage inside the index.
+        connectivity, expansion_add, expansion_search: HNSW parameters (M, efConstruction, ef).
+        scale: vectors are multiplied by this before indexing (int8 quantisation in usearch
+            maps [-1, 1] to [-127, 127]; dlib components stay below ~0.35, so 2.5 uses the range).
+
+    Raises:
+        GalleryError: usearch is not installed.
+    """
+
+    def __init__(self, dim: int, metric: str = "euclidean", dtype: str = "f32", connectivity: int = 16,
+                 expansion_add: int = 128, expansion_search: int = 64, scale: float = 1.0) -> None:
+        try:
+            from usearch.index import Index
+        except ImportError as exc:
+            raise GalleryError("the ANN index needs usearch: pip install 'faceprint[scale]' (or usearch)") from exc
+        if dtype not in ("f32", "f16", "i8"):
+            raise ConfigError(f"usearch dtype must be f32, f16 or i8, got {dtype!r}")
+        self.dim, self.metric, self.scale = int(dim), metric, float(scale)
+        self._index = Index(ndim=self.dim, metric="cos" if metric == "cosine" else "l2sq", dtype=dtype,
+                            connectivity=connectivity, expansion_add=expansion_add,
+                            expansion_search=expansion_search)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def ids(self) -> np.ndarray:
+        return np.asarray(self._index.keys, np.int64) if len(self._index) else np.zeros(0, np.int64)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray, threads: int = 0) -> None:
+        ids = np.asarray(ids, np.uint64).reshape(-1)
+        if len(ids):
+            self._index.add(ids, np.asarray(vectors, np.float32).reshape(len(ids), self.dim) * self.scale,
+                            threads=threads)
+
+    def remove(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids, np.uint64).reshape(-1)
+        if len(ids):
+            self._index.remove(ids)
+
+    def search(self, queries: np.ndarray, k: int, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        q = np.asarray(queries, np.float32).reshape(-1, self.dim)
+        out_d = np.full((len(q), k), np.inf, np.float32)
+        out_i = np.full((len(q), k), -1, np.int64)
+        if len(self._index) == 0 or len(q) == 0:
+            return out_d, out_i
+        res = self._index.search(q * self.scale, k, threads=threads)
+        keys = np.asarray(res.keys).reshape(len(q), -1)
+        dist = np.asarray(res.distances, np.float32).reshape(len(q), -1)
+        counts = np.asarray(res.counts).reshape(len(q))
+        for r in range(len(q)):
+            c = int(counts[r])
+            out_i[r, :c] = keys[r, :c].astype(np.int64)
+            d = dist[r, :c]
+            out_d[r, :c] = np.sqrt(np.clip(d, 0, None)) / self.scale if self.metric != "cosine" else d
+        return out_d, out_i
+
+    def save(self, path: str | Path) -> None:
+        self._index.save(str(path))
+
+    def load(self, path: str | Path) -> None:
+        self._index.load(str(path))
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(self._index.memory_usage)

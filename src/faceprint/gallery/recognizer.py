@@ -1,0 +1,248 @@
+"""Photos in, names out: :class:`Recognizer` joins a :class:`~faceprint.pipeline.FacePipeline`
+and a :class:`~faceprint.gallery.base.Gallery`.
+
+    >>> rec = Recognizer(FacePipeline(), open_gallery("people.db"))
+    >>> rec.enroll("ada", ["ada1.jpg", "ada2.jpg"]).enrolled      # photos that passed the gate
+    >>> [r.to_record() for r in rec.identify("group.jpg")]        # every face in the photo
+    [{"box": [x1, y1, x2, y2], "name": "ada", "distance": 0.31, "candidates": [...]}, ...]
+
+This is the stable surface the CLI, the REST service and the video tools build on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, FaceprintError
+from ..image import ImageInput, describe, load_image
+from ..types import AlignedFaces, Faces
+from .base import Candidate, Gallery, Identification
+from .quality import QualityGate
+
+#: Two photos of one person whose vectors are closer than this are taken as the same shot: for
+#: dlib_resnet, a re-encoded copy lands at ~0.08 (JPEG q80, same or half size) and 0.10-0.15
+#: after heavier re-compression or downscaling to 30%.
+DUPLICATE_DISTANCE = 0.12
+
+
+@dataclass
+class EnrollReport:
+    """What :meth:`Recognizer.enroll` did with each photo of one person.
+
+    Attributes:
+        name: the person.
+        enrolled: sources (paths, or ``#i`` for in-memory images) stored as samples.
+        rejected: ``(source, reason)`` for photos left out (quality gate, unreadable, duplicate).
+        sample_ids: gallery ids of the new samples, row for row with ``enrolled``.
+    """
+
+    name: str
+    enrolled: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    sample_ids: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """At least one photo was enrolled."""
+        return bool(self.enrolled)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "enrolled": self.enrolled,
+                "rejected": [{"source": s, "reason": r} for s, r in self.rejected]}
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face of a photo and who it is: ``box`` is ``xyxy`` pixels, ``name`` None = unknown."""
+
+    box: tuple[float, float, float, float]
+    name: str | None
+    distance: float
+    candidates: list[Candidate]
+
+    @classmethod
+    def of(cls, box: np.ndarray, ident: Identification) -> FaceResult:
+        return cls(tuple(float(v) for v in box), ident.name, ident.distance, ident.candidates)  # type: ignore[arg-type]
+
+    def to_record(self) -> dict[str, Any]:
+        """``{"box": [...], "name": str|None, "distance": d, "candidates": [{"name", "distance"}]}``."""
+        rec = Identification(self.name, self.distance, self.candidates).to_dict()
+        return {"box": [round(v, 2) for v in self.box], **rec}
+
+
+def _photo_hash(image: ImageInput) -> str | None:
+    """SHA-256 of a file's or buffer's bytes (of the pixels for arrays); None if unreadable."""
+    h = hashlib.sha256()
+    try:
+        if isinstance(image, (str, os.PathLike)):
+            h.update(Path(image).read_bytes())
+        elif isinstance(image, (bytes, bytearray, memoryview)):
+            h.update(bytes(image))
+        elif isinstance(image, np.ndarray):
+            h.update(np.ascontiguousarray(image).tobytes())
+        else:
+            return None
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+class Recognizer:
+    """Enroll people from photos and identify every face of a photo.
+
+    Args:
+        pipeline: a :class:`~faceprint.pipeline.FacePipeline` whose embedder matches the gallery.
+        gallery: any :class:`~faceprint.gallery.base.Gallery` (``open_gallery(...)``).
+        gate: the default :class:`QualityGate` for :meth:`enroll`.
+        threshold: default open-set threshold for :meth:`identify` (None = the gallery's policy).
+    """
+
+    def __init__(self, pipeline: Any, gallery: Gallery, gate: QualityGate | None = None,
+                 threshold: float | None = None) -> None:
+        self.pipeline, self.gallery = pipeline, gallery
+        self.gate = gate if gate is not None else QualityGate()
+        self.threshold = threshold
+
+    # ---- enrollment ---------------------------------------------------------------------------------
+    def enroll(self, name: str, images: Sequence[ImageInput], *, gate: QualityGate | None = None,
+               metadata: dict[str, Any] | None = None, keep_crops: bool = False, dedupe: bool = True,
+               on_image: Callable[[int], None] | None = None) -> EnrollReport:
+        """Add the photos of one person that pass the quality gate, in one transaction.
+
+        Each photo must show exactly one face by default (see :class:`QualityGate`);
+        unreadable photos, rejected ones and duplicates (a photo already enrolled, or a second
+        copy of the same shot) are listed in :attr:`EnrollReport.rejected` instead of raising.
+        ``keep_crops`` stores the aligned chips (off by default: privacy) so the gallery can
+        be re-embedded with another model later.
+
+        Raises:
+            ModelMismatchError: the pipeline's model differs from the gallery's.
+        """
+        gate = gate if gate is not None else self.gate
+        report = EnrollReport(name)
+        chips, sources, hashes = [], [], []
+        for i, image in enumerate(images):
+            src = describe(image) if isinstance(image, (str, os.PathLike)) else f"#{i}"
+            self._screen(image, src, gate, dedupe, hashes, report, chips, sources)
+            if on_image is not None:
+                on_image(i)
+        if not chips:
+            return report
+        emb = self.pipeline.embedder.embed(AlignedFaces(np.stack(chips), self.pipeline.aligner.template))
+        keep = self._drop_near_duplicates(name, emb.vectors, sources, report) if dedupe else list(range(len(emb)))
+        if not keep:
+            return report
+        ids = self.gallery.add_faces(name, emb[np.array(keep)], sources=[sources[i] for i in keep],
+                                     crops=np.stack([chips[i] for i in keep]) if keep_crops else None,
+                                     **self._extra(hashes, keep, metadata))
+        report.enrolled = [sources[i] for i in keep]
+        report.sample_ids = ids
+        return report
+
+    def _extra(self, hashes: list[str | None], keep: list[int], metadata: Any) -> dict[str, Any]:
+        """Backend-specific add_faces arguments (photo hashes, crop template, metadata) when supported."""
+        import inspect
+
+        params = inspect.signature(self.gallery.add_faces).parameters
+        extra: dict[str, Any] = {}
+        if "hashes" in params:
+            extra["hashes"] = [hashes[i] for i in keep]
+        if "template" in params:
+            extra["template"] = self.pipeline.aligner.template
+        if "metadata" in params and metadata:
+            extra["metadata"] = metadata
+        return extra
+
+    def _screen(self, image: ImageInput, src: str, gate: QualityGate, dedupe: bool, hashes: list[str | None],
+                report: EnrollReport, chips: list[np.ndarray], sources: list[str]) -> None:
+        """Load, hash, detect, gate; append the accepted chip or a rejection."""
+        digest = _photo_hash(image)
+        if dedupe and digest is not None:
+            owner = self.gallery.find_photo(digest) if hasattr(self.gallery, "find_photo") else None
+            if owner is not None or digest in hashes:
+                who = f"enrolled as {owner!r}" if owner is not None else "listed twice"
+                report.rejected.append((src, f"duplicate photo (already {who})"))
+                return
+        try:
+            rgb = load_image(image)
+            faces = self.pipeline.detect(rgb)
+            chip = self.pipeline.aligner.align(rgb, faces[0]).chips[0] if len(faces) else None
+        except FaceprintError as exc:
+            report.rejected.append((src, str(exc).replace(f"{src}: ", "")))
+            return
+        reason = gate.check(faces, chip)
+        if reason is not None:
+            report.rejected.append((src, reason))
+            return
+        chips.append(chip)
+        sources.append(src)
+        hashes.append(digest)
+
+    def _drop_near_duplicates(self, name: str, vectors: np.ndarray, sources: list[str],
+                              report: EnrollReport) -> list[int]:
+        """Indices of ``vectors`` that are not copies of each other or of the person's stored samples."""
+        from .scoring import distances
+
+        try:
+            stored = self.gallery.samples(name)[0].vectors
+        except FaceprintError:
+            stored = np.zeros((0, vectors.shape[1]), np.float32)
+        keep: list[int] = []
+        metric = self.pipeline.spec.metric
+        for i, v in enumerate(vectors):
+            pool = np.concatenate([stored, vectors[keep]]) if keep else stored
+            if len(pool) and float(distances(v[None], pool, metric).min()) < DUPLICATE_DISTANCE:
+                report.rejected.append((sources[i], "duplicate photo (same shot as an enrolled photo)"))
+            else:
+                keep.append(i)
+        return keep
+
+    def enroll_folders(self, root: str | Path, **kwargs: Any) -> list[EnrollReport]:
+        """Enroll ``root/<name>/*`` for every sub-folder (sorted); one transaction per person.
+
+        Files that are not images are reported as rejected; an empty sub-folder gives a report
+        with nothing enrolled. ``kwargs`` go to :meth:`enroll`.
+
+        Raises:
+            ConfigError: ``root`` is not a folder or has no sub-folders.
+        """
+        return [self.enroll(name, files, **kwargs) for name, files in person_folders(root)]
+
+    # ---- identification -------------------------------------------------------------------------------
+    def identify(self, image: ImageInput, threshold: float | None = None, top_k: int = 5) -> list[FaceResult]:
+        """Every face of ``image`` (largest first) with its identity or ``None`` (unknown).
+
+        Raises:
+            ImageDecodeError: the image cannot be read.
+            ModelMismatchError: the pipeline's model differs from the gallery's.
+        """
+        found = self.pipeline.embed(image)
+        return self.identify_faces(found.faces, found.embeddings, threshold, top_k)
+
+    def identify_faces(self, faces: Faces, embeddings: Any, threshold: float | None = None,
+                       top_k: int = 5) -> list[FaceResult]:
+        """Identify already embedded faces (row ``i`` of ``embeddings`` is face ``i``), e.g. video tracks."""
+        thr = threshold if threshold is not None else self.threshold
+        idents = self.gallery.identify(embeddings, threshold=thr, top_k=top_k)
+        return [FaceResult.of(faces.xyxy[i], ident) for i, ident in enumerate(idents)]
+
+
+def person_folders(root: str | Path) -> list[tuple[str, list[Path]]]:
+    """``[(name, files)]`` for each sub-folder of ``root`` (hidden entries skipped, sorted).
+
+    Raises:
+        ConfigError: ``root`` is not a folder or holds no sub-folders.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: not a folder (expected DIR/<name>/<photos>)")
+    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not dirs:
+        raise ConfigError(f"{root}: no person sub-folders (expected DIR/<name>/<photos>)")
+    return [(d.name, sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))) for d in dirs]

@@ -1,0 +1,395 @@
+"""The SQLite gallery: one file, WAL, all-or-nothing writes, an in-memory search index.
+
+Tables (component ``"gallery"`` in ``schema_versions``): ``gallery_meta`` (model id, metric,
+dim, storage dtype, ANN settings), ``people``, ``samples`` (one vector each, ``ON DELETE
+CASCADE`` from people; ids never reused) and ``crops`` (optional aligned chips as PNG).
+
+Search runs on an in-memory index loaded on first use and kept in sync incrementally: when
+this or another process changed the file (``PRAGMA data_version``), only the added and
+removed sample ids are applied. Exact search (:class:`~faceprint.gallery.index.ExactIndex`)
+is the default; with ``ann="on"``, or ``"auto"`` above ``ann_threshold`` samples, a usearch
+HNSW index is used and persisted beside the file as ``<db>.usearch``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, GalleryError, PersonExistsError, PersonNotFoundError
+from ..sqlitedb import connect, migrate, transaction
+from ..types import Embeddings
+from . import codec
+from .base import Gallery, Person
+from .index import ExactIndex
+
+COMPONENT = "gallery"
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE gallery_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL);
+    CREATE TABLE samples (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        model_id TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        scale REAL NOT NULL DEFAULT 1.0,
+        source TEXT,
+        photo_sha256 TEXT,
+        created_at REAL NOT NULL);
+    CREATE INDEX samples_person ON samples(person_id);
+    CREATE INDEX samples_photo ON samples(photo_sha256);
+    CREATE TABLE crops (
+        sample_id INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,
+        template TEXT NOT NULL,
+        png BLOB NOT NULL)
+    """,
+]
+
+#: ``ann="auto"`` switches to HNSW at this many samples.
+ANN_THRESHOLD = 50_000
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"a person needs a non-empty name, got {name!r}")
+    return name.strip()
+
+
+class SqliteGallery(Gallery):
+    """A :class:`~faceprint.gallery.base.Gallery` in one SQLite file (created when missing).
+
+    Args:
+        path: the database file (shared with other components' tables).
+        model_id, metric: fix the gallery's model now (else the first ``add_faces`` does);
+            a file made for another model raises ModelMismatchError.
+        dtype: vector storage for a new gallery: ``"float32"``, ``"float16"`` or ``"int8"``.
+        ann: ``"auto"`` (HNSW above ``ann_threshold`` samples), ``"on"`` or ``"off"`` (exact).
+        ann_threshold: see ``ann``.
+        policy: default :class:`~faceprint.gallery.scoring.OpenSetPolicy` for :meth:`identify`.
+
+    Raises:
+        GalleryError: the file is not a SQLite database or has a newer schema.
+        ModelMismatchError: ``model_id`` differs from the stored model.
+    """
+
+    def __init__(self, path: str | Path, *, model_id: str | None = None, metric: str | None = None,
+                 dtype: str = "float32", ann: str = "auto", ann_threshold: int = ANN_THRESHOLD,
+                 policy: Any = None) -> None:
+        if ann not in ("auto", "on", "off"):
+            raise ConfigError(f"ann must be 'auto', 'on' or 'off', got {ann!r}")
+        self.path = Path(path)
+        self.ann, self.ann_threshold, self.policy = ann, int(ann_threshold), policy
+        self._lock = threading.RLock()
+        self._conn = connect(self.path)
+        try:
+            migrate(self._conn, COMPONENT, MIGRATIONS)
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"{self.path}: cannot set up gallery tables ({exc})") from exc
+        meta = self._meta()
+        self.dtype = meta.get("dtype") or codec.check_dtype(dtype)
+        self.model_id, self.metric = meta.get("model_id"), meta.get("metric")
+        self.dim = int(meta["dim"]) if "dim" in meta else None
+        if model_id is not None:
+            self._bind(Embeddings(np.zeros((0, self.dim or 1)), model_id, metric or self.metric or "euclidean"),
+                       check_dim=False)
+        self._index: Any = None
+        self._owner_ids = np.zeros(0, np.int64)   # sorted sample ids in the index
+        self._owner_pid = np.zeros(0, np.int64)   # their person ids
+        self._names: dict[int, str] = {}
+        self._seen_version: int | None = None
+        self._index_dirty = False
+
+    # ---- meta / model binding --------------------------------------------------------------
+    def _meta(self) -> dict[str, str]:
+        return dict(self._conn.execute("SELECT key, value FROM gallery_meta").fetchall())
+
+    def _bind(self, emb: Embeddings, check_dim: bool = True) -> None:
+        """Fix the model on first use; otherwise check ``emb`` against it."""
+        if self.model_id is None:
+            with self._lock, transaction(self._conn):
+                meta = self._meta()
+                if "model_id" not in meta:
+                    rows = {"model_id": emb.model_id, "metric": emb.metric, "dtype": self.dtype}
+                    if check_dim:
+                        rows["dim"] = str(emb.dim)
+                    self._conn.executemany("INSERT OR REPLACE INTO gallery_meta VALUES (?, ?)", rows.items())
+                    meta.update(rows)
+            self.model_id, self.metric = meta["model_id"], meta["metric"]
+            self.dim = int(meta["dim"]) if "dim" in meta else None
+        if self.dim is None and check_dim:
+            with self._lock, transaction(self._conn):
+                self._conn.execute("INSERT OR REPLACE INTO gallery_meta VALUES ('dim', ?)", (str(emb.dim),))
+            self.dim = emb.dim
+        if check_dim or emb.model_id != self.model_id or emb.metric != self.metric:
+            self.check_model(emb)
+
+    # ---- writes ----------------------------------------------------------------------------------
+    def _person_id(self, name: str) -> int:
+        row = self._conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise PersonNotFoundError(f"no person named {name!r} in {self.path}")
+        return int(row[0])
+
+    def _insert_person(self, name: str, metadata: dict[str, Any] | None) -> int:
+        try:
+            cur = self._conn.execute("INSERT INTO people (name, metadata, created_at) VALUES (?, ?, ?)",
+                                     (name, json.dumps(metadata or {}), time.time()))
+        except sqlite3.IntegrityError:
+            raise PersonExistsError(f"a person named {name!r} already exists in {self.path}") from None
+        return int(cur.lastrowid)
+
+    def add_person(self, name: str, metadata: dict[str, Any] | None = None) -> None:
+        name = _check_name(name)
+        with self._lock, transaction(self._conn):
+            self._insert_person(name, metadata)
+
+    def add_faces(self, name: str, embeddings: Embeddings, *, sources: Sequence[str | None] | None = None,
+                  crops: np.ndarray | None = None, create: bool = True, hashes: Sequence[str | None] | None = None,
+                  template: str = "", metadata: dict[str, Any] | None = None) -> list[int]:
+        """See :meth:`Gallery.add_faces`; also ``hashes[i]`` (the photo's SHA-256, for duplicate
+        detection), the crops' alignment ``template`` and ``metadata`` for a new person."""
+        name = _check_name(name)
+        n = len(embeddings)
+        for label, seq in (("sources", sources), ("crops", crops), ("hashes", hashes)):
+            if seq is not None and len(seq) != n:
+                raise ConfigError(f"{label} has {len(seq)} entries for {n} embeddings")
+        if crops is not None and (np.ndim(crops) != 4 or np.shape(crops)[-1] != 3):
+            raise ConfigError(f"crops must be (N, H, W, 3) uint8 chips, got shape {np.shape(crops)}")
+        self._bind(embeddings)
+        blobs, scales = codec.encode(embeddings.vectors, self.dtype)
+        pngs = [_png(c) for c in crops] if crops is not None else None
+        now = time.time()
+        with self._lock, transaction(self._conn):
+            row = self._conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            if row is None and not create:
+                raise PersonNotFoundError(f"no person named {name!r} in {self.path}")
+            pid = int(row[0]) if row is not None else self._insert_person(name, metadata)
+            ids = []
+            for i in range(n):
+                cur = self._conn.execute(
+                    "INSERT INTO samples (person_id, model_id, vector, scale, source, photo_sha256, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (pid, self.model_id, blobs[i], float(scales[i]), None if sources is None else sources[i],
+                     None if hashes is None else hashes[i], now))
+                ids.append(int(cur.lastrowid))
+                if pngs is not None:
+                    self._conn.execute("INSERT INTO crops VALUES (?, ?, ?)", (ids[-1], template, pngs[i]))
+        self._index_dirty = True
+        return ids
+
+    def rename(self, old: str, new: str) -> None:
+        new = _check_name(new)
+        with self._lock, transaction(self._conn):
+            pid = self._person_id(old)
+            try:
+                self._conn.execute("UPDATE people SET name = ? WHERE id = ?", (new, pid))
+            except sqlite3.IntegrityError:
+                raise PersonExistsError(f"cannot rename {old!r}: a person named {new!r} already exists") from None
+        self._index_dirty = True
+
+    def merge(self, src: str, dst: str) -> int:
+        if src == dst:
+            raise ConfigError(f"cannot merge {src!r} into itself")
+        with self._lock, transaction(self._conn):
+            s, d = self._person_id(src), self._person_id(dst)
+            moved = self._conn.execute("UPDATE samples SET person_id = ? WHERE person_id = ?", (d, s)).rowcount
+            self._conn.execute("DELETE FROM people WHERE id = ?", (s,))
+        self._index_dirty = True
+        return int(moved)
+
+    def remove(self, name: str) -> int:
+        with self._lock, transaction(self._conn):
+            pid = self._person_id(name)
+            n = self._conn.execute("SELECT count(*) FROM samples WHERE person_id = ?", (pid,)).fetchone()[0]
+            self._conn.execute("DELETE FROM people WHERE id = ?", (pid,))  # cascades to samples, crops
+        self._index_dirty = True
+        return int(n)
+
+    def remove_samples(self, sample_ids: Sequence[int]) -> int:
+        """Delete individual samples (and their crops); returns how many existed."""
+        with self._lock, transaction(self._conn):
+            n = self._conn.executemany("DELETE FROM samples WHERE id = ?", [(int(i),) for i in sample_ids]).rowcount
+        self._index_dirty = True
+        return int(n)
+
+    def _import_rows(self, people: list[dict[str, Any]], emb: Embeddings, names: list[str],
+                     sources: list[str | None]) -> int:
+        self._bind(emb) if len(emb) else None
+        blobs, scales = codec.encode(emb.vectors, self.dtype)
+        now = time.time()
+        with self._lock, transaction(self._conn):
+            pids = {p["name"]: self._insert_person(p["name"], p.get("metadata")) for p in people}
+            for i, name in enumerate(names):
+                self._conn.execute(
+                    "INSERT INTO samples (person_id, model_id, vector, scale, source, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (pids[name], self.model_id, blobs[i], float(scales[i]), sources[i], now))
+        self._index_dirty = True
+        return len(names)
+
+    # ---- reads ------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM people").fetchone()[0])
+
+    def sample_count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM samples").fetchone()[0])
+
+    def people(self) -> list[Person]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT p.name, p.metadata, count(s.id) FROM people p LEFT JOIN samples s ON s.person_id = p.id "
+                "GROUP BY p.id ORDER BY p.name").fetchall()
+        return [Person(n, int(c), json.loads(m)) for n, m, c in rows]
+
+    def person(self, name: str) -> Person:
+        with self._lock:
+            pid = self._person_id(name)
+            meta = self._conn.execute("SELECT metadata FROM people WHERE id = ?", (pid,)).fetchone()[0]
+            rows = self._conn.execute("SELECT source FROM samples WHERE person_id = ? ORDER BY id", (pid,)).fetchall()
+        return Person(name, len(rows), json.loads(meta), [r[0] for r in rows if r[0]])
+
+    def samples(self, name: str | None = None) -> tuple[Embeddings, list[str], list[int]]:
+        sql = ("SELECT s.id, p.name, s.vector, s.scale FROM samples s JOIN people p ON p.id = s.person_id")
+        with self._lock:
+            if name is None:
+                rows = self._conn.execute(sql + " ORDER BY s.id").fetchall()
+            else:
+                pid = self._person_id(name)
+                rows = self._conn.execute(sql + " WHERE s.person_id = ? ORDER BY s.id", (pid,)).fetchall()
+        vectors = codec.decode([r[2] for r in rows], np.array([r[3] for r in rows], np.float32), self.dtype,
+                               self.dim or 0)
+        return (Embeddings(vectors.reshape(len(rows), self.dim or 0), self.model_id or "", self.metric or "euclidean"),
+                [r[1] for r in rows], [int(r[0]) for r in rows])
+
+    def _sources_for(self, sample_ids: Sequence[int]) -> list[str]:
+        with self._lock:
+            src = dict(self._conn.execute("SELECT id, source FROM samples").fetchall())
+        return [src.get(i) or "" for i in sample_ids]
+
+    def find_photo(self, sha256: str) -> str | None:
+        """The person already holding a sample from the photo with this SHA-256, or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT p.name FROM samples s JOIN people p ON p.id = s.person_id "
+                                     "WHERE s.photo_sha256 = ? LIMIT 1", (sha256,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def crops(self, name: str) -> tuple[np.ndarray, list[int]]:
+        """A person's stored aligned crops ``(N, H, W, 3)`` uint8 and their sample ids."""
+        from ..image import load_image
+
+        with self._lock:
+            pid = self._person_id(name)
+            rows = self._conn.execute("SELECT c.sample_id, c.png FROM crops c JOIN samples s ON s.id = c.sample_id "
+                                      "WHERE s.person_id = ? ORDER BY c.sample_id", (pid,)).fetchall()
+        if not rows:
+            return np.zeros((0, 0, 0, 3), np.uint8), []
+        return np.stack([load_image(bytes(r[1])) for r in rows]), [int(r[0]) for r in rows]
+
+    # ---- search index ---------------------------------------------------------------------------------------
+    @property
+    def ann_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".usearch")
+
+    def _want_ann(self, n_samples: int) -> bool:
+        return self.ann == "on" or (self.ann == "auto" and n_samples >= self.ann_threshold)
+
+    def _sync(self) -> None:
+        """Bring the in-memory index up to date with the file (incrementally)."""
+        version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        if self._index is not None and not self._index_dirty and version == self._seen_version:
+            return
+        if self.dim is None:
+            self._bind_from_file()
+        rows = np.array(self._conn.execute("SELECT id, person_id FROM samples ORDER BY id").fetchall(),
+                        np.int64).reshape(-1, 2)
+        self._names = dict(self._conn.execute("SELECT id, name FROM people").fetchall())
+        want_ann = self._want_ann(len(rows))
+        if self._index is None or want_ann != (type(self._index).__name__ == "UsearchIndex"):
+            self._index = self._new_index(want_ann)
+        have = np.sort(self._index.ids())
+        to_add = np.setdiff1d(rows[:, 0], have, assume_unique=True)
+        to_remove = np.setdiff1d(have, rows[:, 0], assume_unique=True)
+        if len(to_remove):
+            self._index.remove(to_remove)
+        for start in range(0, len(to_add), 50_000):
+            chunk = [int(i) for i in to_add[start:start + 50_000]]
+            got = self._conn.execute(f"SELECT id, vector, scale FROM samples WHERE id IN ({','.join('?' * len(chunk))})",
+                                     chunk).fetchall()
+            vecs = codec.decode([g[1] for g in got], np.array([g[2] for g in got], np.float32), self.dtype, self.dim)
+            self._index.add(np.array([g[0] for g in got], np.int64), vecs)
+        self._owner_ids, self._owner_pid = rows[:, 0].copy(), rows[:, 1].copy()
+        self._seen_version, self._index_dirty = version, False
+        self._ann_changed = bool(len(to_add) or len(to_remove)) or getattr(self, "_ann_changed", False)
+
+    def _bind_from_file(self) -> None:
+        meta = self._meta()
+        self.model_id, self.metric = meta.get("model_id"), meta.get("metric")
+        self.dim = int(meta["dim"]) if "dim" in meta else None
+
+    def _new_index(self, ann: bool) -> Any:
+        dim = self.dim or 1
+        if not ann:
+            return ExactIndex(dim, self.metric or "euclidean")
+        from .index import UsearchIndex
+
+        idx = UsearchIndex(dim, self.metric or "euclidean", dtype="i8" if self.dtype == "int8" else "f32",
+                           scale=2.5 if self.dtype == "int8" else 1.0)
+        if self.ann_path.is_file():
+            try:
+                idx.load(self.ann_path)
+            except Exception:  # a stale or torn file: rebuild from the database
+                idx = UsearchIndex(dim, self.metric or "euclidean", dtype="i8" if self.dtype == "int8" else "f32",
+                                   scale=2.5 if self.dtype == "int8" else 1.0)
+        return idx
+
+    def save_index(self) -> None:
+        """Persist the ANN index beside the file (atomically); a no-op for exact search."""
+        with self._lock:
+            if self._index is None or type(self._index).__name__ != "UsearchIndex":
+                return
+            tmp = self.ann_path.with_name(self.ann_path.name + ".tmp")
+            self._index.save(tmp)
+            os.replace(tmp, self.ann_path)
+            self._ann_changed = False
+
+    def _neighbours(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+        with self._lock:
+            self._sync()
+            dist, ids = self._index.search(vectors, k)
+            pos = np.searchsorted(self._owner_ids, ids.clip(0))
+            pos = pos.clip(0, max(len(self._owner_ids) - 1, 0))
+            names = [[self._names.get(int(self._owner_pid[p]), "") if i >= 0 and len(self._owner_ids) else ""
+                      for i, p in zip(ri, rp)] for ri, rp in zip(ids, pos)]
+        return dist, ids, names
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is None:
+                return
+            if getattr(self, "_ann_changed", False):
+                self.save_index()
+            self._conn.close()
+            self._conn = None  # type: ignore[assignment]
+
+
+def _png(chip: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(chip, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,81 @@
+"""`faceprint enroll`, `identify` and `people`: JSON contracts, CSV output, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from faceprint.cli import app
+
+from .conftest import shared
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_enroll_identify_and_people(tmp_path) -> None:
+    db = tmp_path / "g.db"
+    train, test = shared("people", "knn_examples", "train"), shared("people", "knn_examples", "test")
+    code, out, _ = run("enroll", "--db", db, "--from-folders", train, "--json")
+    assert code == 0
+    assert {r["name"]: len(r["enrolled"]) for r in json.loads(out)} == {
+        "alex_lacamoire": 1, "biden": 2, "kit_harington": 2, "obama": 2, "rose_leslie": 2}
+    code, out, _ = run("identify", "--db", db, test / "obama_and_biden.jpg", test / "johnsnow_test1.jpg",
+                       "--top-k", "2", "--json")
+    assert code == 0
+    records = json.loads(out)
+    assert [r["image"] for r in records] == [str(test / "obama_and_biden.jpg"), str(test / "johnsnow_test1.jpg")]
+    assert [f["name"] for f in records[0]["faces"]] == ["obama", "biden", None]
+    assert set(records[1]["faces"][0]) == {"box", "name", "distance", "candidates"}
+    assert len(records[1]["faces"][0]["candidates"]) == 2 and records[1]["faces"][0]["name"] == "kit_harington"
+    # a threshold of 0.01 makes everyone unknown
+    code, out, _ = run("identify", "--db", db, test / "obama1.jpg", "--threshold", "0.01", "--json")
+    assert json.loads(out)[0]["faces"][0]["name"] is None
+
+    people = lambda *a: run("people", "--db", db, *a)  # noqa: E731
+    code, out, _ = people("list", "--json")
+    assert code == 0 and [p["name"] for p in json.loads(out)] == [
+        "alex_lacamoire", "biden", "kit_harington", "obama", "rose_leslie"]
+    assert people("rename", "kit_harington", "kit")[0] == 0
+    code, out, _ = people("show", "kit", "--json")
+    assert json.loads(out)["samples"] == 2 and len(json.loads(out)["sources"]) == 2
+    assert people("merge", "rose_leslie", "kit")[0] == 0
+    assert json.loads(people("show", "kit", "--json")[1])["samples"] == 4
+    assert people("export", tmp_path / "all.npz")[0] == 0
+    code, out, _ = people("remove", "kit", "--json")
+    assert code == 0 and json.loads(out)["action"] == "removed"
+    code, _, err = people("show", "kit")
+    assert code == 11 and err.strip() == f"error: no person named 'kit' in {db}"
+    code, _, err = people("import", tmp_path / "all.npz")
+    assert code == 12 and "already exists" in err  # alex etc. are still there: nothing imported
+    fresh = tmp_path / "fresh.db"
+    assert run("people", "--db", fresh, "import", tmp_path / "all.npz")[0] == 0
+    code, out, _ = run("people", "--db", fresh, "list", "--json")
+    assert [p["samples"] for p in json.loads(out)] == [1, 2, 4, 2]
+
+
+def test_identify_known_prints_csv() -> None:
+    train, test = shared("people", "knn_examples", "train"), shared("people", "knn_examples", "test")
+    code, out, _ = run("identify", "--known", train, test / "kit_with_rose.jpg", test / "obama_and_biden.jpg")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines == [f"{test / 'kit_with_rose.jpg'},kit_harington", f"{test / 'kit_with_rose.jpg'},rose_leslie",
+                     f"{test / 'obama_and_biden.jpg'},obama", f"{test / 'obama_and_biden.jpg'},biden",
+                     f"{test / 'obama_and_biden.jpg'},unknown_person"]
+
+
+def test_enroll_errors(tmp_path) -> None:
+    db = tmp_path / "g.db"
+    code, _, err = run("enroll", "--db", db, "bob", shared("people", "two_people.jpg"))
+    assert code == 13 and err.strip() == "error: no photo passed the quality gate; nothing was enrolled"
+    code, _, err = run("enroll", "--db", db, "bob")
+    assert code == 2 and "give NAME and at least one IMAGE" in err
+    code, _, err = run("identify", shared("people", "obama.jpg"))
+    assert code == 2 and "--db" in err
+    code, _, err = run("enroll", "--db", db, "--from-folders", tmp_path / "nowhere")
+    assert code == 2 and "not a folder" in err

@@ -1,0 +1,126 @@
+"""Recognizer on real photos: one-shot and multi-photo enrollment, every face identified,
+unknown rejection, the quality gate and duplicate detection, bad folders."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from faceprint import FacePipeline, Faces, ModelMismatchError
+from faceprint.errors import ConfigError
+from faceprint.gallery import QualityGate, Recognizer, open_gallery
+from faceprint.gallery.quality import blur_score
+
+from .conftest import shared
+
+
+@pytest.fixture(scope="module")
+def pipe() -> FacePipeline:
+    return FacePipeline()
+
+
+@pytest.fixture()
+def rec(pipe, tmp_path) -> Recognizer:
+    g = open_gallery(tmp_path / "people.db")
+    yield Recognizer(pipe, g)
+    g.close()
+
+
+def test_one_shot_enrollment_identifies_every_face(rec) -> None:
+    train = shared("people", "knn_examples", "train")
+    for name in ("biden", "obama", "kit_harington", "rose_leslie"):
+        report = rec.enroll(name, [sorted((train / name).iterdir())[0]])  # one photo each
+        assert report.ok and len(report.sample_ids) == 1 and not report.rejected
+    test = shared("people", "knn_examples", "test")
+    faces = rec.identify(test / "obama_and_biden.jpg")
+    assert len(faces) == 3  # two known people and a small background face
+    names = [f.name for f in faces]
+    assert names[:2] == ["obama", "biden"] and names[2] is None
+    record = faces[0].to_record()
+    assert set(record) == {"box", "name", "distance", "candidates"} and len(record["box"]) == 4
+    assert record["candidates"][0] == {"name": "obama", "distance": record["distance"]}
+    assert {f.name for f in rec.identify(test / "kit_with_rose.jpg")} == {"kit_harington", "rose_leslie"}
+    # alex was never enrolled: unknown, not the nearest enrolled person
+    alex = rec.identify(test / "alex_lacamoire1.jpg")
+    assert len(alex) == 1 and alex[0].name is None and alex[0].candidates
+
+
+def test_multi_photo_enrollment_and_duplicates(rec) -> None:
+    train = shared("people", "knn_examples", "train")
+    photos = sorted((train / "obama").iterdir())
+    report = rec.enroll("obama", photos + [photos[0]])
+    assert report.enrolled == [str(p) for p in photos]
+    assert report.rejected == [(str(photos[0]), "duplicate photo (already listed twice)")]
+    again = rec.enroll("barack", [photos[1]])
+    assert not again.ok and "already enrolled as 'obama'" in again.rejected[0][1]
+    assert rec.gallery.person("obama").samples == 2 and rec.gallery.person("obama").sources == report.enrolled
+    # a re-encoded copy of an enrolled photo has another hash but the same face: near-duplicate
+    from PIL import Image
+
+    im = Image.open(photos[0]).convert("RGB")
+    im.resize((im.width // 2, im.height // 2)).save(rec.gallery.path.parent / "copy.jpg", quality=80)
+    near = rec.enroll("obama", [rec.gallery.path.parent / "copy.jpg"])
+    assert not near.ok and "same shot" in near.rejected[0][1]
+
+
+def test_quality_gate_rejections(rec, tmp_path) -> None:
+    two = shared("people", "two_people.jpg")
+    obama = shared("people", "obama.jpg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    from PIL import Image
+
+    Image.new("RGB", (200, 200), (90, 120, 150)).save(tmp_path / "blank.png")
+    img = np.asarray(Image.open(obama).convert("RGB"))
+    Image.fromarray(img).resize((img.shape[1] // 8, img.shape[0] // 8)).save(tmp_path / "tiny.jpg")
+    report = rec.enroll("x", [two, tmp_path / "notes.txt", tmp_path / "blank.png", tmp_path / "tiny.jpg"],
+                        gate=QualityGate(min_face_px=60))
+    reasons = dict(report.rejected)
+    assert not report.ok and len(reasons) == 4
+    assert "2 faces found" in reasons[str(two)]
+    assert "not a readable image" in reasons[str(tmp_path / "notes.txt")]
+    assert reasons[str(tmp_path / "blank.png")] == "no face found"
+    assert "too small" in reasons[str(tmp_path / "tiny.jpg")]
+    assert len(rec.gallery) == 0  # nothing stored, not even the person
+    faces = rec.pipeline.detect(obama)
+    low = Faces(faces.xyxy[:1], faces.score[:1] * 0.5, faces.landmarks[:1])
+    assert QualityGate().check(faces[:1]) is None
+    assert QualityGate().check(low).startswith("low detection score")
+
+
+def test_blur_score_orders_sharp_and_blurred_chips(pipe) -> None:
+    chip = pipe.align(shared("people", "obama.jpg")).chips[0]
+    from PIL import Image, ImageFilter
+
+    blurred = np.asarray(Image.fromarray(chip).filter(ImageFilter.GaussianBlur(3)))
+    assert blur_score(chip) > 5 * blur_score(blurred)
+    faces = pipe.detect(shared("people", "obama.jpg"))
+    assert QualityGate().check(faces[:1], blurred).startswith("too blurry")
+    assert QualityGate().check(faces[:1], chip) is None
+
+
+def test_enroll_folders_with_bad_folders(rec, tmp_path) -> None:
+    root = tmp_path / "people"
+    train = shared("people", "knn_examples", "train")
+    shutil.copytree(train / "biden", root / "biden")
+    (root / "empty").mkdir()
+    (root / "junk").mkdir()
+    (root / "junk" / "readme.md").write_text("hello")
+    shutil.copy(shared("people", "two_people.jpg"), root / "junk" / "group.jpg")
+    reports = {r.name: r for r in rec.enroll_folders(root)}
+    assert reports["biden"].ok and len(reports["biden"].enrolled) == 2
+    assert not reports["empty"].ok and not reports["empty"].rejected
+    assert not reports["junk"].ok and len(reports["junk"].rejected) == 2
+    assert [p.name for p in rec.gallery.people()] == ["biden"]
+    with pytest.raises(ConfigError):
+        rec.enroll_folders(root / "empty")
+    with pytest.raises(ConfigError):
+        rec.enroll_folders(tmp_path / "missing")
+
+
+def test_pipeline_model_must_match_gallery(pipe, tmp_path) -> None:
+    g = open_gallery(tmp_path / "other.db", model_id="arcface_r100", metric="cosine")
+    with pytest.raises(ModelMismatchError):
+        Recognizer(pipe, g).enroll("x", [shared("people", "obama.jpg")])
+    g.close()

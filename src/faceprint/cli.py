@@ -304,6 +304,7 @@ def calibrate(pairs_file: Path = PairsOpt, root: Optional[Path] = RootOpt,
 
 
 from . import cli_gallery  # noqa: E402,F401  (registers enroll, identify, people)
+from . import cli_video  # noqa: E402,F401  (registers video)
 
 
 def main() -> None:

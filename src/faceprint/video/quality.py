@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..gallery.quality import blur_score
 from ..types import Faces
 
 _BLUR_SIDE = 64  # faces are resized to this square before the Laplacian, so sharpness is scale-free
@@ -36,15 +37,6 @@ def pose_from_landmarks(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return yaw, roll
 
 
-def laplacian_variance(gray: np.ndarray) -> float:
-    """Variance of the 4-neighbour Laplacian of a 2-D image (higher = sharper)."""
-    g = np.asarray(gray, dtype=np.float64)
-    if g.shape[0] < 3 or g.shape[1] < 3:
-        return 0.0
-    lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4 * g[1:-1, 1:-1]
-    return float(lap.var())
-
-
 @dataclass
 class QualityScores:
     """Per-face quality factors, each ``(N,)`` float64 in ``[0, 1]``; ``total`` is their product."""
@@ -64,7 +56,8 @@ class FaceQuality:
     Args:
         good_height_px: box height at which the size factor reaches 1 (dlib's chips are 150 px;
             faces under ~40 px embed poorly).
-        sharp_variance: Laplacian variance (on a 64x64 grey crop) at which the blur factor
+        sharp_variance: Laplacian variance (``gallery.quality.blur_score`` of the face resized
+            to 64x64) at which the blur factor
             is ``1 - 1/e``; the factor is ``1 - exp(-variance / sharp_variance)``.
         max_yaw: yaw proxy (see :func:`pose_from_landmarks`) at which the pose factor reaches 0.
         max_roll_deg: in-plane rotation at which the pose factor reaches 0.
@@ -96,12 +89,12 @@ class FaceQuality:
             x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
             if x2 - x1 < 3 or y2 - y1 < 3:
                 continue
-            crop = cv2.cvtColor(np.ascontiguousarray(rgb[y1:y2, x1:x2]), cv2.COLOR_RGB2GRAY)
-            crop = cv2.resize(crop, (_BLUR_SIDE, _BLUR_SIDE), interpolation=cv2.INTER_AREA)
-            blur[i] = 1.0 - np.exp(-laplacian_variance(crop) / self.sharp_variance)
+            crop = cv2.resize(np.ascontiguousarray(rgb[y1:y2, x1:x2]), (_BLUR_SIDE, _BLUR_SIDE),
+                              interpolation=cv2.INTER_AREA)
+            blur[i] = 1.0 - np.exp(-blur_score(crop) / self.sharp_variance)
         yaw, roll = pose_from_landmarks(faces.landmarks)
         pose = np.clip(1 - np.abs(yaw) / self.max_yaw, 0, 1) * np.clip(1 - np.abs(roll) / self.max_roll_deg, 0, 1)
         return QualityScores(size, blur, pose)
 
 
-__all__ = ["FaceQuality", "QualityScores", "laplacian_variance", "pose_from_landmarks"]
+__all__ = ["FaceQuality", "QualityScores", "pose_from_landmarks"]

@@ -13,10 +13,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ConfigError
-from ..types import Embeddings, Faces
+from ..types import AlignedFaces, Embeddings, Faces
 from .liveness import LIVE, SPOOF, LivenessCheck, LivenessStatus, NoLiveness
 from .quality import FaceQuality
-from .tracker import FaceTracker, Track
+from .tracker import FaceTracker, Track, detections_of
 from .voting import Decision, IdentityVote
 
 
@@ -177,8 +177,7 @@ class VideoRecognizer:
 
     def _choose_and_embed(self, rgb: np.ndarray, index: int, matched: list[Track]) -> dict[int, float]:
         """Score matched tracks' faces; embed those whose best recent frame is due."""
-        faces = Faces(np.stack([t.det_xyxy for t in matched]), np.array([t.score for t in matched]),
-                      np.stack([t.landmarks for t in matched]))
+        faces = detections_of(matched)
         total = self.quality.score(rgb, faces).total
         due: list[tuple[Track, _Candidate]] = []
         for i, track in enumerate(matched):
@@ -198,8 +197,6 @@ class VideoRecognizer:
 
     def _embed(self, due: list[tuple[Track, _Candidate]]) -> None:
         chips = [self.aligner.align(c.rgb, c.face).chips for _, c in due]
-        from ..types import AlignedFaces
-
         emb = self.embedder.embed(AlignedFaces(np.concatenate(chips), self.aligner.template))
         self.stats["embeddings"] += len(due)
         names = self.identifier.identify(emb) if self.identifier is not None else [(None, 0.0)] * len(due)

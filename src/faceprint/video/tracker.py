@@ -112,6 +112,15 @@ class Track:
             self.state = CONFIRMED
 
 
+def detections_of(tracks: list[Track]) -> Faces:
+    """The last matched detections (box, score, landmarks) of ``tracks`` as one :class:`Faces`
+    batch with ``track_id`` set, row for row."""
+    if not tracks:
+        return Faces.empty()
+    return Faces(np.stack([t.det_xyxy for t in tracks]), np.array([t.score for t in tracks]),
+                 np.stack([t.landmarks for t in tracks]), np.array([t.track_id for t in tracks]))
+
+
 class FaceTracker:
     """Associates per-frame detections into tracks (see the module docstring).
 
@@ -224,4 +233,4 @@ class FaceTracker:
         return iou_matrix(np.stack([t.kalman.xyxy for t in tracks]), xyxy)
 
 
-__all__ = ["CONFIRMED", "LOST", "TENTATIVE", "FaceTracker", "Track", "greedy_match"]
+__all__ = ["CONFIRMED", "LOST", "TENTATIVE", "FaceTracker", "Track", "detections_of", "greedy_match"]

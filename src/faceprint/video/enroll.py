@@ -26,7 +26,7 @@ class FrameCrop:
 
 
 def best_track_frames(source: str | Path, detector: Any, n: int = 5, min_gap_frames: int = 10,
-                      margin: float = 0.6, max_frames: int | None = None, quality: FaceQuality | None = None,
+                      margin: float = 0.4, max_frames: int | None = None, quality: FaceQuality | None = None,
                       on_frame: Callable[[int], None] | None = None) -> list[FrameCrop]:
     """The ``n`` best-quality crops of the main track (the one detected most often), at least
     ``min_gap_frames`` apart, best first. Each crop holds one face with a margin, so an
@@ -36,28 +36,27 @@ def best_track_frames(source: str | Path, detector: Any, n: int = 5, min_gap_fra
         VideoSourceError: the video cannot be read.
         NoFaceError: no face was tracked in the video.
     """
-    import heapq
-
     quality = quality or FaceQuality()
     tracker = FaceTracker()
-    keep = max(4 * n, 20)  # crops kept per track (the best ones), so memory stays bounded
-    heaps: dict[int, list[tuple[float, int, FrameCrop]]] = {}
+    cap = max(10 * n, 50)  # windows kept per track (the best ones), so memory stays bounded
+    windows: dict[int, dict[int, FrameCrop]] = {}  # track -> window of min_gap_frames -> its best crop
     counts: dict[int, int] = {}
     with VideoSource(source) as video:
         for frame in video.frames(max_frames):
             tracker.step(detector.detect(frame.rgb))
             matched = [t for t in tracker.visible() if t.frames_since_update == 0]
-            if matched:
-                faces = detections_of(matched)
-                for t, q in zip(matched, quality.score(frame.rgb, faces).total):
-                    counts[t.track_id] = counts.get(t.track_id, 0) + 1
-                    heap = heaps.setdefault(t.track_id, [])
-                    item = (float(q), frame.index, FrameCrop(_crop(frame.rgb, t.det_xyxy, margin), frame.index,
-                                                             float(q), t.track_id))
-                    (heapq.heappush if len(heap) < keep else heapq.heappushpop)(heap, item)
+            scores = quality.score(frame.rgb, detections_of(matched)).total if matched else []
+            for t, q in zip(matched, scores):
+                counts[t.track_id] = counts.get(t.track_id, 0) + 1
+                best = windows.setdefault(t.track_id, {})
+                key = frame.index // max(min_gap_frames, 1)
+                if key not in best or q > best[key].quality:
+                    best[key] = FrameCrop(_crop(frame.rgb, t.det_xyxy, margin), frame.index, float(q), t.track_id)
+                    if len(best) > cap:
+                        del best[min(best, key=lambda k: best[k].quality)]
             if on_frame is not None:
                 on_frame(frame.index)
-    crops = {tid: [c for _q, _i, c in heap] for tid, heap in heaps.items()}
+    crops = {tid: list(best.values()) for tid, best in windows.items()}
     if not crops:
         raise NoFaceError(f"{source}: no face was tracked in the video")
     main = crops[max(counts, key=lambda tid: counts[tid])]

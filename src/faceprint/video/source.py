@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +54,36 @@ def parse_source(source: str | int | Path) -> str | int:
     return text
 
 
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """Collect what native code (OpenCV, FFmpeg) writes to file descriptor 2 meanwhile, so a
+    failed open becomes one error line rather than backend noise; yields a list that holds
+    the captured lines after the block."""
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace")
+            lines.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _backend_reason(lines: list[str]) -> str:
+    """The first backend message without its ``[tag @ 0x...]`` / ``[ WARN:...]`` prefix."""
+    if not lines:
+        return ""
+    msg = lines[0]
+    if msg.startswith("["):
+        msg = msg.split("]", 1)[-1].strip()
+    return f": {msg}" if msg else ""
+
+
 class VideoSource:
     """Iterate RGB frames from ``source`` (file path, camera index or URL).
 
@@ -71,15 +105,18 @@ class VideoSource:
     def open(self) -> VideoSource:
         import cv2
 
-        cap = cv2.VideoCapture(self.source)
-        if not cap.isOpened():
+        with _captured_stderr() as noise:
+            cap = cv2.VideoCapture(self.source)
+            opened = cap.isOpened()
+            ok, bgr = cap.read() if opened else (False, None)
+        if not opened:
             cap.release()
-            raise VideoSourceError(f"cannot open video source {describe_source(self.source)} "
-                                   "(unreadable file, unsupported codec, or camera/stream unavailable)")
-        ok, bgr = cap.read()
+            raise VideoSourceError(f"cannot open video source {describe_source(self.source)} (unreadable file, "
+                                   f"unsupported codec, or camera/stream unavailable){_backend_reason(noise)}")
         if not ok or bgr is None or bgr.size == 0:
             cap.release()
-            raise VideoSourceError(f"video source {describe_source(self.source)} opened but yielded no frame")
+            raise VideoSourceError(f"video source {describe_source(self.source)} opened but yielded no frame"
+                                   f"{_backend_reason(noise)}")
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0
         self.size = (int(bgr.shape[1]), int(bgr.shape[0]))

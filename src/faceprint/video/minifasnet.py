@@ -165,7 +165,10 @@ def export_onnx(pth_path: str | Path, onnx_path: str | Path, input_size: int = 8
         raise ModelLoadError(f"{pth_path}: weights do not fit the MiniFASNet layout: {exc}") from exc
     model.eval()
     dummy = torch.zeros(1, 3, input_size, input_size)
-    with torch.no_grad():
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(model, (dummy,), str(onnx_path), input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False)
 

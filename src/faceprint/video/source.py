@@ -134,21 +134,49 @@ class VideoSource:
         return n if n > 0 else None
 
     def frames(self, max_frames: int | None = None) -> Iterator[Frame]:
-        """Decoded frames until the source ends (or ``max_frames``)."""
+        """Decoded frames until the source ends (or ``max_frames``); one pass per source.
+
+        A background thread decodes ahead (up to 4 frames; OpenCV releases the GIL), so
+        decoding overlaps the caller's work on the previous frame.
+        """
+        import queue
+        import threading
+
         import cv2
 
         if self._cap is None:
             self.open()
+        frames: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=4)
+        stop = threading.Event()
+
+        def decode() -> None:
+            bgr, n = self._first, 0
+            while bgr is not None and not stop.is_set() and (max_frames is None or n < max_frames):
+                frames.put(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                n += 1
+                ok, bgr = self._cap.read()
+                if not ok:
+                    bgr = None
+            frames.put(None)
+
+        thread = threading.Thread(target=decode, name="faceprint-video-source", daemon=True)
+        thread.start()
         start = time.monotonic()
         index = 0
-        bgr = self._first
-        while bgr is not None and (max_frames is None or index < max_frames):
-            t = time.monotonic() - start if self.live else index / self.fps
-            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index, t)
-            index += 1
-            ok, bgr = self._cap.read()
-            if not ok:
-                bgr = None
+        try:
+            while (rgb := frames.get()) is not None:
+                t = time.monotonic() - start if self.live else index / self.fps
+                yield Frame(rgb, index, t)
+                index += 1
+        finally:
+            stop.set()
+            while thread.is_alive():  # unblock a decoder waiting on a full queue
+                try:
+                    frames.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            thread.join()
+            self._first = None
 
     def close(self) -> None:
         if self._cap is not None:
@@ -165,11 +193,18 @@ class VideoSource:
 class VideoSink:
     """Writes RGB frames to a video file with OpenCV's ``mp4v`` codec.
 
+    Encoding runs on a background thread (OpenCV releases the GIL), overlapping the next
+    frame's recognition; :meth:`close` waits for every queued frame.
+
     Raises:
         VideoSourceError: the file cannot be created.
     """
 
-    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], fourcc: str = "mp4v") -> None:
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], fourcc: str = "mp4v",
+                 queue_size: int = 8) -> None:
+        import queue
+        import threading
+
         import cv2
 
         self.path = Path(path)
@@ -178,13 +213,27 @@ class VideoSink:
         self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), float(fps), size)
         if not self._writer.isOpened():
             raise VideoSourceError(f"cannot write video {self.path} with codec {fourcc!r}")
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._drain, name="faceprint-video-sink", daemon=True)
+        self._thread.start()
 
-    def write(self, rgb: np.ndarray) -> None:
+    def _drain(self) -> None:
         import cv2
 
-        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        while True:
+            rgb = self._queue.get()
+            if rgb is None:
+                return
+            self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    def write(self, rgb: np.ndarray) -> None:
+        """Queue one RGB ``(H, W, 3)`` uint8 frame (the array must not be modified afterwards)."""
+        self._queue.put(rgb)
 
     def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
         self._writer.release()
 
     def __enter__(self) -> VideoSink:

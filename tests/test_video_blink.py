@@ -117,21 +117,14 @@ def _liveness_on_clip(frames: list[np.ndarray], blinks_required: int = 1) -> tup
 @pytest.fixture(scope="module")
 def face_and_points() -> tuple[np.ndarray, np.ndarray]:
     """A 640x480 webcam-like frame cut from a real photo, the face 200 px wide, and its 68 points."""
-    import cv2
-
     import faceprint
     from faceprint.image import load_image
     from faceprint.video.blink import Landmarks68
+    from faceprint.video.synth import webcam_frame
 
     det = faceprint.create_detector("mtcnn")
-    rgb = load_image(shared("people", "biden.jpg"))
-    box = det.detect(rgb).by_size().xyxy[0]
-    s = 200 / (box[2] - box[0])
-    rgb = cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-    cx, cy = (box[:2] + box[2:]) / 2 * s
-    x0 = int(np.clip(cx - 320, 0, rgb.shape[1] - 640))
-    y0 = int(np.clip(cy - 240, 0, rgb.shape[0] - 480))
-    rgb = np.ascontiguousarray(rgb[y0:y0 + 480, x0:x0 + 640])
+    rgb = webcam_frame(load_image(shared("people", "biden.jpg")), det)
+    assert rgb is not None
     return rgb, Landmarks68().points(rgb, det.detect(rgb).by_size().landmarks[0])
 
 

@@ -8,7 +8,7 @@ closed eye looks like to the landmark predictor (the lids meet), without any rec
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -44,6 +44,28 @@ def close_eyes(rgb: np.ndarray, points68: np.ndarray) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def webcam_frame(rgb: np.ndarray, detector: Any, face_px: float = 200.0,
+                 size: tuple[int, int] = (640, 480)) -> np.ndarray | None:
+    """A ``size`` (width, height) frame cut from a photo, scaled so its largest face is
+    ``face_px`` wide (a person about 60 cm from a webcam); ``None`` when no face is found or
+    the scaled photo is smaller than ``size``."""
+    import cv2
+
+    faces = detector.detect(rgb).by_size()
+    if not len(faces):
+        return None
+    box = faces.xyxy[0].astype(np.float64)
+    s = face_px / max(box[2] - box[0], 1.0)
+    scaled = cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    w, h = size
+    if scaled.shape[0] < h or scaled.shape[1] < w:
+        return None
+    cx, cy = (box[:2] + box[2:]) / 2 * s
+    x0 = int(np.clip(cx - w / 2, 0, scaled.shape[1] - w))
+    y0 = int(np.clip(cy - h / 2, 0, scaled.shape[0] - h))
+    return np.ascontiguousarray(scaled[y0:y0 + h, x0:x0 + w])
+
+
 def blink_clip(rgb: np.ndarray, points68: np.ndarray, n_frames: int, blink_starts: Sequence[int],
                blink_frames: int = 4, jitter_px: int = 1, seed: int = 0) -> list[np.ndarray]:
     """A clip of ``n_frames`` frames of one real image, with eyes shut for ``blink_frames``
@@ -63,4 +85,4 @@ def blink_clip(rgb: np.ndarray, points68: np.ndarray, n_frames: int, blink_start
     return frames
 
 
-__all__ = ["blink_clip", "close_eyes"]
+__all__ = ["blink_clip", "close_eyes", "webcam_frame"]

@@ -307,6 +307,7 @@ from . import cli_gallery  # noqa: E402,F401  (registers enroll, identify, peopl
 from . import cli_collections  # noqa: E402,F401  (registers index, cluster, people name, eval cluster)
 from . import cli_training  # noqa: E402,F401  (registers commands)
 from . import cli_service  # noqa: E402,F401  (registers serve and keys)
+from . import cli_video  # noqa: E402,F401  (registers video)
 
 
 def main() -> None:

@@ -55,6 +55,9 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
            min_blur: float = typer.Option(20.0, "--min-blur", min=0, help="Minimum sharpness (0 = off)."),
            allow_multiple: bool = typer.Option(False, "--allow-multiple",
                                                help="Accept photos with several faces (the largest is enrolled)."),
+           video: Optional[Path] = typer.Option(None, "--video", help="Enroll NAME from the best-quality frames "
+                                                "of the main face track of this video."),
+           video_frames: int = typer.Option(5, "--video-frames", min=1, help="Frames taken from --video."),
            model: str = ModelOpt, detector: str = DetectorOpt, flip: bool = FlipOpt, as_json: bool = JsonOpt) -> None:
     """Enroll one person's photos, or every DIR/<name>/ folder with --from-folders.
 
@@ -66,12 +69,20 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
         from .gallery import Recognizer
         from .gallery.recognizer import person_folders
 
-        if from_folders is None and (name is None or not images):
+        if video is not None and (name is None or images or from_folders is not None):
+            raise ConfigError("--video takes NAME and no IMAGE or --from-folders")
+        if from_folders is None and video is None and (name is None or not images):
             raise ConfigError("give NAME and at least one IMAGE, or --from-folders DIR")
         if from_folders is not None and name is not None:
             raise ConfigError("give either NAME IMAGE... or --from-folders DIR, not both")
-        jobs = person_folders(from_folders) if from_folders is not None else [(name, list(images or []))]
         pipe = _pipeline(detector, model, flip=flip)
+        if video is not None:
+            from .video.enroll import best_track_frames
+
+            jobs: list[tuple[Any, list[Any]]] = [(name, [c.rgb for c in best_track_frames(video, pipe.detector,
+                                                                                          n=video_frames)])]
+        else:
+            jobs = person_folders(from_folders) if from_folders is not None else [(name, list(images or []))]
         gallery = _open(db, pipe)
         rec = Recognizer(pipe, gallery, gate=_gate(min_face, min_score, min_blur, allow_multiple))
         reports = []

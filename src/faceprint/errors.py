@@ -104,6 +104,11 @@ class TrainingDataError(FaceprintError, ValueError):
     identities or images for the chosen loss or split. The message names the folder."""
 
     exit_code = 2
+class VideoSourceError(FaceprintError, OSError):
+    """A video source (file, camera index, RTSP/HTTP URL) cannot be opened or yields no frames,
+    or an output video cannot be written."""
+
+    exit_code = 20
 
 
 __all__ = [
@@ -122,4 +127,5 @@ __all__ = [
     "UnknownClusterError",
     "TrainingDataError",
     "UnknownModelError",
+    "VideoSourceError",
 ]

@@ -1,0 +1,81 @@
+"""Track events as JSON lines: a person appeared, was identified, changed liveness, left."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+from .recognizer import FrameResult, TrackView
+
+
+def _identity(view: TrackView) -> dict[str, Any]:
+    d = view.decision
+    return {"name": d.name if d.decided else None, "decided": d.decided, "confidence": round(d.confidence, 4),
+            "votes": d.votes}
+
+
+class EventLog:
+    """Turns :class:`FrameResult` streams into events; optionally writes them as JSON lines.
+
+    Events (one dict each, ``event`` names the kind; every one has ``track_id``, ``frame``,
+    ``time_s``, ``name``, ``decided``, ``confidence``, ``votes`` and ``liveness``):
+
+    - ``appeared``: a track is confirmed (its first frame);
+    - ``identified``: its identity decision changed (name or unknown);
+    - ``liveness``: its liveness state changed;
+    - ``left``: the track ended; ``time_s`` is when it was last seen, ``duration_s`` how long
+      it was seen.
+
+    Args:
+        path: JSON-lines file to write (``None`` keeps events in memory only, in :attr:`events`).
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._file: IO[str] | None = None if path is None else open(path, "w", encoding="utf-8")
+        self._last: dict[int, tuple[Any, str]] = {}
+
+    def update(self, result: FrameResult) -> list[dict[str, Any]]:
+        """Events of one frame (also appended to :attr:`events` and written)."""
+        new: list[dict[str, Any]] = []
+        for view in result.tracks:
+            key = (_identity(view)["name"], view.decision.decided)
+            state = (key, view.liveness.state)
+            last = self._last.get(view.track_id)
+            if last is None:
+                new.append(self._event("appeared", view, result.index, result.time_s))
+            else:
+                if last[0] != key and view.decision.decided:
+                    new.append(self._event("identified", view, result.index, result.time_s))
+                if last[1] != view.liveness.state:
+                    new.append(self._event("liveness", view, result.index, result.time_s))
+            self._last[view.track_id] = state
+        new += self.close_tracks(result.ended, result.index)
+        return new
+
+    def close_tracks(self, views: list[TrackView], frame: int) -> list[dict[str, Any]]:
+        """``left`` events for ended tracks (also called at the end of the stream)."""
+        new = []
+        for view in views:
+            if self._last.pop(view.track_id, None) is not None:
+                event = self._event("left", view, frame, view.last_seen_s)
+                event["duration_s"] = round(view.last_seen_s - view.first_time_s, 3)
+                new.append(event)
+        return new
+
+    def _event(self, kind: str, view: TrackView, frame: int, time_s: float) -> dict[str, Any]:
+        event = {"event": kind, "track_id": view.track_id, "frame": frame, "time_s": round(time_s, 3),
+                 **_identity(view), "liveness": view.liveness.state}
+        self.events.append(event)
+        if self._file is not None:
+            self._file.write(json.dumps(event) + "\n")
+        return event
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+__all__ = ["EventLog"]

@@ -165,9 +165,7 @@ class SqliteGallery(Gallery):
 
     def add_faces(self, name: str, embeddings: Embeddings, *, sources: Sequence[str | None] | None = None,
                   crops: np.ndarray | None = None, create: bool = True, hashes: Sequence[str | None] | None = None,
-                  template: str = "", metadata: dict[str, Any] | None = None) -> list[int]:
-        """See :meth:`Gallery.add_faces`; also ``hashes[i]`` (the photo's SHA-256, for duplicate
-        detection), the crops' alignment ``template`` and ``metadata`` for a new person."""
+                  metadata: dict[str, Any] | None = None, template: str = "") -> list[int]:
         name = _check_name(name)
         n = len(embeddings)
         for label, seq in (("sources", sources), ("crops", crops), ("hashes", hashes)):
@@ -305,7 +303,6 @@ class SqliteGallery(Gallery):
         return [src.get(i) or "" for i in sample_ids]
 
     def find_photo(self, sha256: str) -> str | None:
-        """The person already holding a sample from the photo with this SHA-256, or None."""
         with self._lock:
             row = self._conn.execute("SELECT p.name FROM samples s JOIN people p ON p.id = s.person_id "
                                      "WHERE s.photo_sha256 = ? LIMIT 1", (sha256,)).fetchone()

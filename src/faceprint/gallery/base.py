@@ -108,12 +108,15 @@ class Gallery(abc.ABC):
 
     @abc.abstractmethod
     def add_faces(self, name: str, embeddings: Embeddings, *, sources: Sequence[str | None] | None = None,
-                  crops: np.ndarray | None = None, create: bool = True) -> list[int]:
+                  crops: np.ndarray | None = None, create: bool = True, hashes: Sequence[str | None] | None = None,
+                  metadata: dict[str, Any] | None = None, template: str = "") -> list[int]:
         """Store ``embeddings`` (``(N, D)``) as samples of ``name``; returns the N new sample ids.
 
-        ``sources[i]`` (a path or label) and ``crops[i]`` (an aligned ``(H, W, 3)`` uint8 chip)
-        are kept beside vector ``i`` when given. The person is created when missing unless
-        ``create`` is false. All-or-nothing: one transaction.
+        ``sources[i]`` (a path or label), ``crops[i]`` (an aligned ``(H, W, 3)`` uint8 chip in
+        alignment ``template``; backends without crop storage ignore it) and ``hashes[i]`` (the
+        photo's SHA-256, see :meth:`find_photo`) are kept beside vector ``i`` when given. The
+        person is created (with ``metadata``) when missing unless ``create`` is false.
+        All-or-nothing: one transaction.
 
         Raises:
             ModelMismatchError: the vectors come from another model than the gallery's.
@@ -146,6 +149,10 @@ class Gallery(abc.ABC):
     @abc.abstractmethod
     def samples(self, name: str | None = None) -> tuple[Embeddings, list[str], list[int]]:
         """Stored vectors (of one person, or all), with their owners' names and sample ids."""
+
+    def find_photo(self, sha256: str) -> str | None:
+        """The person holding a sample from the photo with this SHA-256, or None."""
+        return None
 
     @abc.abstractmethod
     def __len__(self) -> int:

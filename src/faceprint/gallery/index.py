@@ -62,13 +62,17 @@ class ExactIndex:
         self._vectors, self._sq, self._ids = self._vectors[keep], self._sq[keep], self._ids[keep]
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rank by ``|v|^2 - 2 q.v`` (one matrix product), then compute true distances for the top ``k``."""
         q = self._prepare(queries)
-        dot = q @ self._vectors.T
+        rank = (-q @ self._vectors.T) if self.metric == "cosine" else (self._sq[None, :] - 2.0 * (q @ self._vectors.T))
+        score, ids = _topk(rank, np.arange(len(self._ids)), k)
+        found = ids >= 0
         if self.metric == "cosine":
-            dist = 1.0 - dot
+            dist = 1.0 + score
         else:
-            dist = np.sqrt(np.clip((q * q).sum(1)[:, None] + self._sq[None, :] - 2.0 * dot, 0.0, None))
-        return _topk(dist, self._ids, k)
+            dist = np.sqrt(np.clip(score + (q * q).sum(1)[:, None], 0.0, None))
+        dist = np.where(found, dist, np.inf).astype(np.float32)
+        return dist, np.where(found, self._ids[ids.clip(0)], -1)
 
 
 class UsearchIndex:

@@ -104,6 +104,7 @@ class MilvusGallery(Gallery):
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("person", DataType.VARCHAR, max_length=512)
         schema.add_field("source", DataType.VARCHAR, max_length=4096)
+        schema.add_field("photo", DataType.VARCHAR, max_length=64)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=int(self.dim))
         params = self._client.prepare_index_params()
         metric = "COSINE" if self.metric == "cosine" else "L2"
@@ -157,12 +158,13 @@ class MilvusGallery(Gallery):
             self._client.insert(self._people_c, [{"name": name, "metadata": metadata or {}, "v": [0.0, 0.0]}])
 
     def add_faces(self, name: str, embeddings: Embeddings, *, sources: Sequence[str | None] | None = None,
-                  crops: np.ndarray | None = None, create: bool = True,
-                  metadata: dict[str, Any] | None = None) -> list[int]:
+                  crops: np.ndarray | None = None, create: bool = True, hashes: Sequence[str | None] | None = None,
+                  metadata: dict[str, Any] | None = None, template: str = "") -> list[int]:
         """See :meth:`Gallery.add_faces`; crops are not stored in Milvus (ignored)."""
         n = len(embeddings)
-        if sources is not None and len(sources) != n:
-            raise ConfigError(f"sources has {len(sources)} entries for {n} embeddings")
+        for label, seq in (("sources", sources), ("hashes", hashes)):
+            if seq is not None and len(seq) != n:
+                raise ConfigError(f"{label} has {len(seq)} entries for {n} embeddings")
         self._bind(embeddings)
         with self._lock:
             if not self._get_people([name]):
@@ -171,13 +173,14 @@ class MilvusGallery(Gallery):
                 self.add_person(name, metadata)
             ids = self._new_ids(n)
             rows = [{"id": ids[i], "person": name, "source": (sources[i] if sources is not None else None) or "",
+                     "photo": (hashes[i] if hashes is not None else None) or "",
                      "vector": embeddings.vectors[i].tolist()} for i in range(n)]
             if rows:
                 self._client.insert(self._samples_c, rows)
         return ids
 
     def _move(self, src: str, dst: str) -> int:
-        rows = self._query(self._samples_c, f"person == {_lit(src)}", ["id", "person", "source", "vector"])
+        rows = self._query(self._samples_c, f"person == {_lit(src)}", ["id", "person", "source", "photo", "vector"])
         for r in rows:
             r["person"] = dst
         for start in range(0, len(rows), _BATCH):
@@ -234,7 +237,7 @@ class MilvusGallery(Gallery):
         self._bind(embeddings)
         self._ensure_vectors(self._cohort_c)
         ids = self._new_ids(len(embeddings))
-        self._client.insert(self._cohort_c, [{"id": i, "person": "", "source": "", "vector": v.tolist()}
+        self._client.insert(self._cohort_c, [{"id": i, "person": "", "source": "", "photo": "", "vector": v.tolist()}
                                              for i, v in zip(ids, embeddings.vectors)])
         return len(ids)
 
@@ -268,6 +271,11 @@ class MilvusGallery(Gallery):
         vec = np.array([r["vector"] for r in rows], np.float32).reshape(len(rows), dim)
         return (Embeddings(vec, self.model_id or "", self.metric or "euclidean"), [r["person"] for r in rows],
                 [int(r["id"]) for r in rows])
+
+    def find_photo(self, sha256: str) -> str | None:
+        with self._lock:
+            rows = self._query(self._samples_c, f"photo == {_lit(sha256)}", ["person"]) if sha256 else []
+        return rows[0]["person"] if rows else None
 
     def _sources_for(self, sample_ids: Sequence[int]) -> list[str]:
         src = {int(r["id"]): r["source"] for r in self._query(self._samples_c, "id >= 0", ["id", "source"])}

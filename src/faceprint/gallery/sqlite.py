@@ -116,8 +116,10 @@ class SqliteGallery(Gallery):
         self._owner_ids = np.zeros(0, np.int64)   # sorted sample ids in the index
         self._owner_pid = np.zeros(0, np.int64)   # their person ids
         self._names: dict[int, str] = {}
+        self._cohort = ExactIndex(1)
         self._seen_version: int | None = None
         self._index_dirty = False
+        self._ann_changed = False  # the ANN index differs from its saved file
 
     # ---- meta / model binding --------------------------------------------------------------
     def _meta(self) -> dict[str, str]:
@@ -165,9 +167,7 @@ class SqliteGallery(Gallery):
 
     def add_faces(self, name: str, embeddings: Embeddings, *, sources: Sequence[str | None] | None = None,
                   crops: np.ndarray | None = None, create: bool = True, hashes: Sequence[str | None] | None = None,
-                  template: str = "", metadata: dict[str, Any] | None = None) -> list[int]:
-        """See :meth:`Gallery.add_faces`; also ``hashes[i]`` (the photo's SHA-256, for duplicate
-        detection), the crops' alignment ``template`` and ``metadata`` for a new person."""
+                  metadata: dict[str, Any] | None = None, template: str = "") -> list[int]:
         name = _check_name(name)
         n = len(embeddings)
         for label, seq in (("sources", sources), ("crops", crops), ("hashes", hashes)):
@@ -305,7 +305,6 @@ class SqliteGallery(Gallery):
         return [src.get(i) or "" for i in sample_ids]
 
     def find_photo(self, sha256: str) -> str | None:
-        """The person already holding a sample from the photo with this SHA-256, or None."""
         with self._lock:
             row = self._conn.execute("SELECT p.name FROM samples s JOIN people p ON p.id = s.person_id "
                                      "WHERE s.photo_sha256 = ? LIMIT 1", (sha256,)).fetchone()
@@ -362,7 +361,7 @@ class SqliteGallery(Gallery):
                          codec.decode([g[1] for g in got], np.array([g[2] for g in got], np.float32), self.dtype,
                                       self.dim or 1))
         self._seen_version, self._index_dirty = version, False
-        self._ann_changed = bool(len(to_add) or len(to_remove)) or getattr(self, "_ann_changed", False)
+        self._ann_changed = self._ann_changed or bool(len(to_add) or len(to_remove))
 
     def _bind_from_file(self) -> None:
         meta = self._meta()
@@ -418,7 +417,7 @@ class SqliteGallery(Gallery):
         with self._lock:
             if self._conn is None:
                 return
-            if getattr(self, "_ann_changed", False):
+            if self._ann_changed:
                 self.save_index()
             self._conn.close()
             self._conn = None  # type: ignore[assignment]

@@ -172,8 +172,8 @@ def _cut(v: np.ndarray, labels: np.ndarray, threshold: float, metric: str) -> np
     out, fresh = labels.copy(), labels.max(initial=-1) + 1
     for lab in np.unique(labels[labels >= 0]):
         rows = np.flatnonzero(labels == lab)
-        if len(rows) < 2:
-            continue
+        if len(rows) < 2 or pairwise_distances(v[rows], v[rows], metric).max() < threshold:
+            continue  # every pair closer than the threshold: average linkage keeps the cluster whole
         parts = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, linkage="average",
                                         metric=metric).fit(v[rows]).labels_
         for part in np.unique(parts)[1:]:

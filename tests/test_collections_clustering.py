@@ -14,7 +14,8 @@ sklearn_cluster = pytest.importorskip("sklearn.cluster")
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # noqa: E402
 
 
-def blobs(spread: float, n_people: int = 8, per: int = 12, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def blobs(spread: float, n_people: int = 8, per: int = 12, dim: int = 32,
+          seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Faces of ``n_people`` around centres ~1.0 apart (like face embeddings), noise ``spread`` per axis."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(n_people, dim)) / np.sqrt(dim) * 0.75

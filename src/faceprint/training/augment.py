@@ -131,4 +131,9 @@ def default_augment() -> Compose:
     return Compose([Flip(), ColorJitter(), SmallAffine(), Blur(), Occlusion()])
 
 
-__all__ = ["Blur", "ColorJitter", "Compose", "Flip", "Occlusion", "SmallAffine", "default_augment"]
+def light_augment() -> Compose:
+    """Flip and colour jitter only (gentler, for fine-tuning a pretrained model)."""
+    return Compose([Flip(), ColorJitter()])
+
+
+__all__ = ["Blur", "ColorJitter", "Compose", "Flip", "Occlusion", "SmallAffine", "default_augment", "light_augment"]

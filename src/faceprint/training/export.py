@@ -22,12 +22,18 @@ from .factory import create_backbone, loss_info
 MODEL_FILE = "model.onnx"
 
 
+def _l2(config: dict[str, Any]) -> bool:
+    from .trainer import TrainConfig
+
+    return TrainConfig(**config).l2_normalize
+
+
 def _spec(model: Any, config: dict[str, Any], validation: dict[str, Any], model_id: str, source: str) -> ModelSpec:
     info = loss_info(config["loss"])
     thresholds = {k: max(float(v), 1e-6) for k, v in validation.get("thresholds", {}).items()}
     return ModelSpec(model_id=model_id, input_size=model.input_size, mean=tuple(model.mean), std=tuple(model.std),
                      template=model.template, dim=model.dim, metric=info.metric,
-                     threshold=thresholds.get("accuracy", 1.0), normalize=info.metric == "euclidean",
+                     threshold=thresholds.get("accuracy", 1.0), normalize=_l2(config),
                      thresholds=thresholds, thresholds_source=source)
 
 

@@ -84,8 +84,10 @@ def create_miner(name: str) -> Callable[..., Any]:
 
 
 def create_loss(name: str, dim: int, num_classes: int = 0, miner: str | None = None,
-                margin: float | None = None) -> Any:
-    """A loss module by name; ``margin`` overrides the loss's default margin.
+                margin: float | None = None, normalize: bool = True, pos_margin: float | None = None) -> Any:
+    """A loss module by name; ``margin`` overrides the loss's default margin, ``normalize``
+    (pair and triplet losses) L2-normalises embeddings first, ``pos_margin`` is the
+    contrastive loss's positive margin.
 
     Raises:
         UnknownModelError: unknown loss or miner name.
@@ -97,14 +99,16 @@ def create_loss(name: str, dim: int, num_classes: int = 0, miner: str | None = N
     from . import losses
 
     kw: dict[str, Any] = {} if margin is None else {"margin": margin}
+    if pos_margin is not None and name != "contrastive":
+        raise ConfigError(f"only the contrastive loss has a positive margin, not {name!r}")
     if name == "triplet":
-        return losses.TripletLoss(miner=create_miner(miner or "semi_hard"), **kw)
+        return losses.TripletLoss(miner=create_miner(miner or "semi_hard"), normalize=normalize, **kw)
     if name == "contrastive":
-        return losses.ContrastiveLoss(**kw)
+        return losses.ContrastiveLoss(normalize=normalize, pos_margin=pos_margin or 0.0, **kw)
     if name.startswith("siamese_"):
         if margin is not None:
             raise ConfigError(f"loss {name!r} has no margin")
-        return losses.SiameseLoss(dim, form=name.split("_", 1)[1])
+        return losses.SiameseLoss(dim, form=name.split("_", 1)[1], normalize=normalize)
     if name == "softmax":
         if margin is not None:
             raise ConfigError("loss 'softmax' has no margin")

@@ -21,6 +21,9 @@ from .data import ChipSet, PKSampler
 from .factory import create_backbone, create_loss, loss_info
 from .validate import ValidationResult, embed_chips, score_embeddings
 
+#: Augmentation sets (see :mod:`.augment`).
+AUGMENTS = ("full", "light", "none")
+
 #: The validation number that picks the best epoch and drives early stopping.
 MONITOR = "tar_far_1e-2"
 LOG_FIELDS = ("epoch", "steps", "train_loss", "pair_accuracy", "tar_far_1e-2", "tar_far_1e-3", "auc",
@@ -43,7 +46,13 @@ class TrainConfig:
             (0 = never).
         steps_per_epoch: cap on batches per epoch (None: about one pass over the images).
         freeze: number of backbone stages (from the input side) kept fixed.
-        augment: random flip, colour jitter, small affine, blur, occlusion.
+        augment: ``"full"`` (flip, colour jitter, small affine, blur, occlusion), ``"light"``
+            (flip, colour jitter) or ``"none"``.
+        normalize: L2-normalise embeddings in pair/triplet losses and in the exported spec
+            (None: yes, except when starting from dlib's weights, whose metric is raw
+            Euclidean with threshold 0.6). Cosine-metric losses always normalise.
+        pos_margin: the contrastive loss's positive margin.
+        optimizer: ``"adamw"`` or ``"sgd"`` (momentum 0.9).
         seed: seeds the split, the sampler, the augmentations and the heads.
     """
 
@@ -62,7 +71,10 @@ class TrainConfig:
     patience: int = 5
     steps_per_epoch: int | None = None
     freeze: int = 0
-    augment: bool = True
+    augment: str = "full"
+    normalize: bool | None = None
+    pos_margin: float | None = None
+    optimizer: str = "adamw"
     seed: int = 0
 
     def check(self) -> None:
@@ -76,12 +88,23 @@ class TrainConfig:
             raise ConfigError(f"loss {self.loss!r} takes no miner (only 'triplet' does)")
         if self.epochs < 1 or self.dim < 1 or self.batch_p < 2 or self.batch_k < 1:
             raise ConfigError("epochs, dim and batch_k must be >= 1 and batch_p >= 2")
+        if self.augment not in AUGMENTS:
+            raise ConfigError(f"augment must be one of {AUGMENTS}, got {self.augment!r}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ConfigError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
         if info.pairs and self.batch_k < 2:
             raise ConfigError(f"loss {self.loss!r} compares images of one identity: --batch-k must be >= 2")
 
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (1e-4 if self.init else 1e-3)
+
+    @property
+    def l2_normalize(self) -> bool:
+        """Whether embeddings are unit-normalised (in the loss, validation and the spec)."""
+        if loss_info(self.loss).metric == "cosine":
+            return True
+        return self.normalize if self.normalize is not None else self.init is None
 
 
 @dataclass
@@ -156,7 +179,7 @@ class Trainer:
                 f"loss {self.config.loss!r} needs identities with at least 2 images: the training split has "
                 f"{int((counts >= 2).sum())} such identities, a batch needs --batch-p {self.config.batch_p}")
         self.loss = create_loss(self.config.loss, self.config.dim, len(self.train.names), self.config.miner,
-                                self.config.margin)
+                                self.config.margin, self.config.l2_normalize, self.config.pos_margin)
         self.model.to(self.device)
         self.loss.to(self.device)
         for stage in self.model.stages()[:self.config.freeze]:
@@ -166,10 +189,13 @@ class Trainer:
         groups = [{"params": [p for p in self.model.parameters() if p.requires_grad], "lr": lr}]
         if list(self.loss.parameters()):
             groups.append({"params": list(self.loss.parameters()), "lr": lr * 10})
-        self.optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=self.config.weight_decay)
+        if self.config.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=self.config.weight_decay)
+        else:
+            self.optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=self.config.weight_decay)
         self.sampler = PKSampler(self.train.labels, self.config.batch_p, self.config.batch_k,
                                  min_per_identity=2 if info.pairs else 1, seed=self.config.seed)
-        self.metric, self.normalize = info.metric, info.metric == "euclidean"
+        self.metric, self.normalize = info.metric, self.config.l2_normalize
         self.epoch = 0
         self.best: float = -1.0
         self.best_epoch = 0
@@ -185,12 +211,13 @@ class Trainer:
     def _batch(self, rows: np.ndarray, generator: Any) -> tuple[Any, Any]:
         import torch
 
-        from .augment import default_augment
-
         idx = torch.from_numpy(rows).to(self.device)
         x = self._chips[idx].permute(0, 3, 1, 2).float()
-        if self.config.augment:
-            x = default_augment()(x, generator)
+        if self.config.augment != "none":
+            from .augment import default_augment, light_augment
+
+            augment = default_augment() if self.config.augment == "full" else light_augment()
+            x = augment(x, generator)
         mean = torch.tensor(self.model.mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.model.std, device=self.device).view(1, 3, 1, 1)
         return (x - mean) / std, self._labels[idx]
@@ -291,7 +318,7 @@ class Trainer:
         except Exception as exc:  # torch raises several types for a bad file
             raise ConfigError(f"cannot read checkpoint {path}: {exc}") from exc
         saved = state["config"]
-        for key in ("backbone", "loss", "miner", "dim", "template"):
+        for key in ("backbone", "loss", "miner", "dim", "template", "normalize"):
             if saved[key] != getattr(self.config, key):
                 raise ConfigError(f"{path} was trained with {key}={saved[key]!r}, not {getattr(self.config, key)!r}")
         self.model.load_state_dict(state["model"])

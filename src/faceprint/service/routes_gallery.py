@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from .keys import ApiKey
 from .problems import PROBLEM_JSON
-from .routes_faces import PROBLEMS, image_body
+from .routes_faces import PROBLEMS, image_body, on_image
 from .state import get_state, needs
 from .uploads import Upload, read_uploads
 
@@ -72,9 +72,7 @@ async def identify(request: Request, _key: ApiKey = Depends(needs("read")),
                    threshold: Optional[float] = Query(None, gt=0, description="Open-set distance threshold."),
                    top_k: int = Query(5, ge=1, le=50, description="Candidates listed per face.")) -> dict[str, Any]:
     """Like ``faceprint identify --json``: ``{"image", "faces": [{"box", "name", "distance", "candidates"}]}``."""
-    state = get_state(request)
-    uploads = await read_uploads(request, ("image",))
-    return await state.run(_identify, state, uploads["image"], threshold, top_k)
+    return await on_image(request, _identify, threshold, top_k)
 
 
 @router.get("/people", summary="Enrolled people and their face counts")

@@ -216,6 +216,10 @@ def test_metrics_count_requests(client, service) -> None:
     text = client.get("/metrics", headers=service.headers("read")).text
     assert 'faceprint_http_requests_total{method="POST",route="/v1/detect",status="401"} 1.0' in text
     assert "faceprint_http_request_duration_seconds_bucket" in text
+    assert 'faceprint_gallery_size{what="people"} 0.0' in text
+    client.post("/v1/people", headers=service.headers("enroll"), json={"name": "ada"})
+    text = client.get("/metrics", headers=service.headers("read")).text
+    assert 'faceprint_gallery_size{what="people"} 1.0' in text and 'faceprint_gallery_size{what="samples"} 0.0' in text
 
 
 def test_openapi_describes_endpoints_and_key_schemes(client) -> None:

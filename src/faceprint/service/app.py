@@ -78,6 +78,7 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
                               "KEY` or `X-API-Key: KEY`. Errors are RFC 7807 problem details. "
                               "Cluster jobs work on the photo index that `faceprint index --db` fills.")
     app.state.fp = state
+    metrics.watch_gallery(gallery)
     install_handlers(app)
     app.include_router(routes_faces.router)
     app.include_router(routes_gallery.router)

@@ -62,6 +62,15 @@ def test_identify_base64_and_unknown_faces(client, service) -> None:
     empty = client.post("/v1/identify", headers=service.headers("read"), json=body).json()
     assert len(empty["faces"]) == 1 and empty["faces"][0]["name"] is None  # nobody enrolled yet
     assert empty["faces"][0]["distance"] is None and empty["faces"][0]["candidates"] == []
+    # a person without faces yet (the page creates the person, then uploads): still unknown, no error
+    client.post("/v1/people", headers=service.headers("enroll"), json={"name": "biden"})
+    r = client.post("/v1/identify", headers=service.headers("read"), json=body)
+    assert r.status_code == 200 and r.json() == empty
+    obama = shared("people", "obama.jpg")
+    client.post("/v1/people", headers=service.headers("enroll"), json={"name": "obama"})
+    client.post("/v1/people/obama/faces", headers=service.headers("enroll"), files={"image": (obama.name, obama.read_bytes())})
+    face = client.post("/v1/identify", headers=service.headers("read"), json=body).json()["faces"][0]
+    assert face["name"] is None and face["candidates"][0]["name"] == "obama" and face["distance"] > 0.6
 
 
 def test_add_face_rejections_store_nothing(client, service) -> None:

@@ -231,8 +231,17 @@ class Recognizer:
 
     def identify_faces(self, faces: Faces, embeddings: Any, threshold: float | None = None,
                        top_k: int = 5) -> list[FaceResult]:
-        """Identify already embedded faces (row ``i`` of ``embeddings`` is face ``i``), e.g. video tracks."""
+        """Identify already embedded faces (row ``i`` of ``embeddings`` is face ``i``), e.g. video tracks.
+
+        Without a threshold, registered models use the gallery's calibrated open-set policy;
+        models loaded from a path (no calibration) use the pipeline's distance threshold.
+        """
         thr = threshold if threshold is not None else self.threshold
+        if thr is None:
+            from .scoring import model_spec
+
+            if model_spec(self.gallery.model_id or "") is None:  # a model from a path: its spec's threshold
+                thr = self.pipeline.threshold
         idents = self.gallery.identify(embeddings, threshold=thr, top_k=top_k)
         return [FaceResult.of(faces.xyxy[i], ident) for i, ident in enumerate(idents)]
 

@@ -116,8 +116,10 @@ class SqliteGallery(Gallery):
         self._owner_ids = np.zeros(0, np.int64)   # sorted sample ids in the index
         self._owner_pid = np.zeros(0, np.int64)   # their person ids
         self._names: dict[int, str] = {}
+        self._cohort = ExactIndex(1)
         self._seen_version: int | None = None
         self._index_dirty = False
+        self._ann_changed = False  # the ANN index differs from its saved file
 
     # ---- meta / model binding --------------------------------------------------------------
     def _meta(self) -> dict[str, str]:
@@ -359,7 +361,7 @@ class SqliteGallery(Gallery):
                          codec.decode([g[1] for g in got], np.array([g[2] for g in got], np.float32), self.dtype,
                                       self.dim or 1))
         self._seen_version, self._index_dirty = version, False
-        self._ann_changed = bool(len(to_add) or len(to_remove)) or getattr(self, "_ann_changed", False)
+        self._ann_changed = self._ann_changed or bool(len(to_add) or len(to_remove))
 
     def _bind_from_file(self) -> None:
         meta = self._meta()
@@ -415,7 +417,7 @@ class SqliteGallery(Gallery):
         with self._lock:
             if self._conn is None:
                 return
-            if getattr(self, "_ann_changed", False):
+            if self._ann_changed:
                 self.save_index()
             self._conn.close()
             self._conn = None  # type: ignore[assignment]

@@ -54,9 +54,8 @@ async def read_uploads(request: Any, fields: tuple[str, ...]) -> dict[str, Uploa
             if item is None:
                 raise BadRequest(f"multipart field {field!r} (an image file) is missing")
             if isinstance(item, str):
-                out[field] = Upload(field, item.encode("latin-1", "replace"))
-            else:
-                out[field] = Upload(item.filename or field, await item.read())
+                raise BadRequest(f"multipart field {field!r} must be a file upload, got a text value")
+            out[field] = Upload(item.filename or field, await item.read())
         await form.close()
     elif ctype == "application/json":
         try:

@@ -161,10 +161,17 @@ def test_page_webcam_enroll_and_live_recognition(page: Any, live_server: Any) ->
     tab(page, "live")
     page.click("#live-start")
     wait_frames(page, 3)
-    assert "lin" in page.inner_text("#live-names")
-    shot = page.locator(".video-stage").screenshot()
-    assert colour_pixels(shot, KNOWN) > 300
     assert "frames/s" in page.inner_text("#live-fps")
+    # the clip moves: a frame far from the enrolled one may be "unknown", so look at frames until
+    # one is named (its box drawn in the known colour over the video)
+    for _ in range(100):
+        names = page.inner_text("#live-names")
+        shot = page.locator(".video-stage").screenshot()
+        if "lin" in names and colour_pixels(shot, KNOWN) > 300:
+            break
+        page.wait_for_timeout(100)
+    else:
+        pytest.fail(f"the live view never named the enrolled person (last: {names!r})")
     page.click("#live-stop")
     page.wait_for_selector("#message:has-text('stopped')")
 

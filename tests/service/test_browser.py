@@ -192,7 +192,13 @@ def test_page_browses_renames_and_deletes_people(page: Any, live_server: Any) ->
     page.wait_for_selector("#people-table tr[data-name=biden]", state="detached")
     rows = page.locator("#people-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.name)")
     assert rows == ["barack"]
+    enroll_photos(page, "second", [train / "obama" / "obama2.jpg"])
+    tab(page, "people")
+    page.fill("#people-table tr[data-name=second] input", "barack")
+    page.click("#people-table tr[data-name=second] button.act-merge")
+    page.wait_for_selector("#people-table tr[data-name=second]", state="detached")
+    assert page.inner_text("#people-table tr[data-name=barack] td:nth-child(2)") == "2"
     import httpx
 
     people = httpx.get(live_server.url + "/v1/people", headers=live_server.service.headers("read")).json()
-    assert [(p["name"], p["samples"]) for p in people] == [("barack", 1)]
+    assert [(p["name"], p["samples"]) for p in people] == [("barack", 2)]

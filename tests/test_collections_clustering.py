@@ -28,8 +28,10 @@ PARAMS = {"threshold": 0.5, "min_cluster_size": 2}
 
 
 def params(name: str) -> dict[str, float]:
-    """Threshold 0.5 for every algorithm; k-means gets the true number of people instead."""
-    return {**PARAMS, "n_clusters": 8} if name == "kmeans" else PARAMS
+    """Threshold 0.5 for the threshold algorithms; k-means gets the true number of people; plain HDBSCAN."""
+    if name == "kmeans":
+        return {"n_clusters": 8}
+    return {"min_cluster_size": 2} if name == "hdbscan" else PARAMS
 
 
 @pytest.mark.parametrize("name", sorted(CLUSTERERS))
@@ -66,6 +68,21 @@ def test_matches_scikit_learn(name: str, data: tuple[np.ndarray, np.ndarray]) ->
     ref = _sklearn_labels(name, X)
     assert adjusted_rand_score(ref, ours) == 1.0
     assert np.array_equal(ours < 0, ref < 0)  # the same faces are noise
+
+
+def test_hdbscan_threshold_cuts_clusters_by_average_linkage() -> None:
+    X, truth = OVERLAPPING
+    plain = create_clusterer("hdbscan").fit(X).labels_
+    cut = create_clusterer("hdbscan", threshold=0.4).fit(X).labels_
+    for lab in np.unique(plain[plain >= 0]):  # each HDBSCAN cluster, cut by scikit-learn's average linkage
+        rows = np.flatnonzero(plain == lab)
+        ref = (sklearn_cluster.AgglomerativeClustering(n_clusters=None, distance_threshold=0.4, linkage="average")
+               .fit(X[rows].astype(np.float64)).labels_ if len(rows) > 1 else np.zeros(1))
+        assert adjusted_rand_score(ref, cut[rows]) == 1.0
+    assert np.array_equal(cut < 0, plain < 0)
+    # two tight people only: HDBSCAN alone has no scale and may join them; the threshold keeps them apart
+    two = np.concatenate([np.zeros((3, 4)), np.full((3, 4), 0.5)]) + np.arange(6)[:, None] * 1e-3
+    assert len(set(create_clusterer("hdbscan", threshold=0.6).fit(two).labels_)) == 2
 
 
 def test_agglomerative_cut_at_k_matches_scikit_learn() -> None:

@@ -115,11 +115,11 @@ def test_new_faces_join_existing_clusters_incrementally(tmp_path: Path) -> None:
     conn = connect(tmp_path / "i.db")
     old = np.flatnonzero(truth < 2)  # persons 0 and 1 first
     add_photos(conn, [X[i][None] for i in old])
-    cluster_index(conn, threshold=0.5)
+    cluster_index(conn, "chinese_whispers", threshold=0.5)
     before = {int(f): int(c) for f, c in zip(read_faces(conn).face_id, read_faces(conn).cluster_id)}
     new = [X[i][None] for i in (0, 10)] + [X[i][None] for i in np.flatnonzero(truth == 2)]  # 2 known + a new person
     add_photos(conn, new, start=100)
-    result = cluster_index(conn, threshold=0.5)
+    result = cluster_index(conn, "chinese_whispers", threshold=0.5)
     assert result.incremental
     after = {int(f): int(c) for f, c in zip(result.faces.face_id, result.cluster_id)}
     assert all(after[f] == c for f, c in before.items())  # nothing already clustered moved

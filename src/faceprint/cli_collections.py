@@ -15,10 +15,10 @@ from .errors import ConfigError
 from .progress import progress_bar
 
 IndexDbOpt = typer.Option(..., "--db", help="SQLite database of the photo index (shared with the gallery).")
-AlgorithmOpt = typer.Option("chinese_whispers", "--algorithm",
-                            help="chinese_whispers, agglomerative, dbscan, hdbscan or kmeans.")
-ThresholdOpt = typer.Option(None, "--threshold", help="Distance threshold (default: the model's calibrated "
-                                                      "FAR 1e-3 threshold).")
+AlgorithmOpt = typer.Option("hdbscan", "--algorithm",
+                            help="hdbscan (default), chinese_whispers, agglomerative, dbscan or kmeans.")
+ThresholdOpt = typer.Option(None, "--threshold", help="Distance threshold (default: chosen per algorithm and "
+                                                      "model, see docs/readme_collections.md).")
 KOpt = typer.Option(None, "--k", min=1, help="Number of people (kmeans; agglomerative cuts at k instead of a threshold).")
 MinSizeOpt = typer.Option(2, "--min-cluster-size", min=2, help="hdbscan: smallest cluster.")
 
@@ -146,14 +146,14 @@ def eval_cluster(root: Path = typer.Option(..., "--root", help="Labelled photos:
     """Clustering quality on labelled photos: pairwise P/R/F1, BCubed F, NMI, clusters vs people, time."""
 
     def body() -> None:
-        from .collections.assign import default_threshold
+        from .collections.clustering import default_threshold
         from .collections.evaluate import embed_labelled, score_clustering
 
         pipe = _pipeline(detector, model)
         with progress_bar(1_000_000, "embed") as bar:
             task = bar.add_task("embed", total=None)
             data = embed_labelled(root, pipe, on_image=lambda _i: bar.advance(task))
-        th = threshold if threshold is not None else default_threshold(pipe.spec.model_id)
+        th = threshold if threshold is not None else default_threshold(pipe.spec, algorithm)
         scores, seconds = score_clustering(data, algorithm, threshold=th, n_clusters=k,
                                            min_cluster_size=min_cluster_size)
         report = {"algorithm": algorithm, "threshold": th, "photos": len(data.photos),

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .clustering import as_vectors, create_clusterer, pairwise_distances
+from .clustering import DEFAULT_CLUSTERER, as_vectors, create_clusterer, default_threshold, pairwise_distances
 from .constraints import apply_constraints, same_photo_pairs, units
 from ..sqlitedb import transaction
 from .store import FaceRows, cluster_names, get_state, read_faces, read_links, set_state
@@ -92,7 +92,7 @@ def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, new: np.ndarr
     return labels
 
 
-def cluster_index(conn: sqlite3.Connection, algorithm: str = "chinese_whispers", full: bool = False,
+def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, full: bool = False,
                   threshold: float | None = None, **params: Any) -> Clustering:
     """Cluster the index's faces and store the result; incremental when possible.
 
@@ -107,8 +107,9 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = "chinese_whispers",
     """
     faces = read_faces(conn)
     must_ids, cannot_ids = read_links(conn)
-    if threshold is None and faces.embeddings.model_id != "none":
-        threshold = default_threshold(faces.embeddings.model_id)
+    spec = spec_for(faces.embeddings.model_id)
+    if threshold is None and spec is not None:
+        threshold = default_threshold(spec, algorithm)
     params = {**params, "threshold": threshold}
     settings = _settings(algorithm, params, faces, [must_ids, cannot_ids])
     vectors, metric = as_vectors(faces.embeddings, faces.embeddings.metric)
@@ -129,15 +130,15 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = "chinese_whispers",
     return Clustering(faces, labels, cluster_names(conn), incremental)
 
 
-def default_threshold(model_id: str) -> float:
-    """The clustering threshold for a model: its calibrated FAR 1e-3 threshold, else its default."""
+def spec_for(model_id: str) -> Any:
+    """The registered embedder spec with ``model_id`` (``None`` for a model loaded from a path)."""
     from ..registry import EMBEDDERS, create_embedder
 
     for name in EMBEDDERS:
         spec = create_embedder(name).spec
         if spec.model_id == model_id:
-            return float(spec.thresholds.get("far_1e-3", spec.threshold))
-    return 0.5
+            return spec
+    return None
 
 
 def _fit(algorithm: str, params: dict[str, Any], vectors: np.ndarray, metric: str, must: list[tuple[int, int]],
@@ -193,4 +194,4 @@ def _save(conn: sqlite3.Connection, faces: FaceRows, labels: np.ndarray, setting
         set_state(conn, settings)
 
 
-__all__ = ["Clustering", "cluster_index", "default_threshold", "join_new"]
+__all__ = ["Clustering", "cluster_index", "join_new", "spec_for"]

@@ -75,6 +75,9 @@ def test_enroll_errors(tmp_path) -> None:
     assert code == 13 and err.strip() == "error: no photo passed the quality gate; nothing was enrolled"
     code, _, err = run("enroll", "--db", db, "bob")
     assert code == 2 and "give NAME and at least one IMAGE" in err
+    code, _, err = run("people", "--db", tmp_path / "typo.db", "list")
+    assert code == 10 and err.strip() == f"error: {tmp_path / 'typo.db'}: no such gallery"
+    assert not (tmp_path / "typo.db").exists()
     code, _, err = run("identify", shared("people", "obama.jpg"))
     assert code == 2 and "--db" in err
     code, _, err = run("enroll", "--db", db, "--from-folders", tmp_path / "nowhere")

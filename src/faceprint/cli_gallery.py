@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 import typer
 
 from .cli import DetectorOpt, FlipOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app
-from .errors import ConfigError, EnrollmentError
+from .errors import ConfigError, EnrollmentError, GalleryError
 from .progress import progress_bar
 
 DbOpt = typer.Option(..., "--db", help="Gallery database (SQLite file, sqlite:///PATH, milvus://HOST:PORT, *.milvus.db).")
@@ -109,6 +109,8 @@ def identify(images: List[Path] = typer.Argument(..., help="Photos to identify (
 
         if (db is None) == (known is None):
             raise ConfigError("give exactly one of --db PATH or --known DIR")
+        if db is not None:
+            _require_db(db)
         pipe = _pipeline(detector, model, flip=flip)
         gallery = _open(db if db is not None else ":memory:", pipe)
         rec = Recognizer(pipe, gallery, threshold=threshold)
@@ -192,9 +194,23 @@ def _people(db: str = DbOpt) -> None:
     _people_state["db"] = db
 
 
-def people_db() -> Any:
-    """The gallery named by ``faceprint people --db PATH`` (for subcommands, including other modules')."""
-    return _open(_people_state["db"])
+def people_db(create: bool = False) -> Any:
+    """The gallery named by ``faceprint people --db PATH`` (for subcommands, including other modules').
+
+    Raises:
+        GalleryError: a SQLite file that does not exist, unless ``create``.
+    """
+    db = _people_state["db"]
+    if not create:
+        _require_db(db)
+    return _open(db)
+
+
+def _require_db(db: str) -> None:
+    """Raise GalleryError when ``db`` names a local file that does not exist (reads never create one)."""
+    path = db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
+    if "://" not in path and not Path(path).exists():
+        raise GalleryError(f"{path}: no such gallery")
 
 
 @people_app.command("list")
@@ -232,9 +248,9 @@ def people_show(name: str = typer.Argument(...), as_json: bool = JsonOpt) -> Non
     _run(body)
 
 
-def _edit(action: str, fn: Any, as_json: bool) -> None:
+def _edit(action: str, fn: Any, as_json: bool, create: bool = False) -> None:
     def body() -> None:
-        with people_db() as g:
+        with people_db(create) as g:
             result = fn(g)
         if as_json:
             _emit({"action": action, "result": result})
@@ -273,7 +289,7 @@ def people_cohort(images: List[Path] = typer.Argument(..., help="Photos of peopl
         from .gallery import Recognizer
 
         pipe = _pipeline(detector, model, flip=flip)
-        with _open(_people_state["db"], pipe) as g:
+        with people_db(create=True) as g:
             n = Recognizer(pipe, g).add_cohort(images)
         _emit({"action": "cohort", "result": n}) if as_json else typer.echo(f"added {n} cohort face(s)")
 
@@ -289,4 +305,4 @@ def people_export(file: Path = typer.Argument(..., help="Export file (.npz) to w
 @people_app.command("import")
 def people_import(file: Path = typer.Argument(..., help="Export file to read."), as_json: bool = JsonOpt) -> None:
     """Add the people of an export file (fails, importing nothing, if a name exists)."""
-    _edit("imported", lambda g: f"{g.import_(file)} sample(s) from {file}", as_json)
+    _edit("imported", lambda g: f"{g.import_(file)} sample(s) from {file}", as_json, create=True)

@@ -161,10 +161,17 @@ def test_page_webcam_enroll_and_live_recognition(page: Any, live_server: Any) ->
     tab(page, "live")
     page.click("#live-start")
     wait_frames(page, 3)
-    assert "lin" in page.inner_text("#live-names")
-    shot = page.locator(".video-stage").screenshot()
-    assert colour_pixels(shot, KNOWN) > 300
     assert "frames/s" in page.inner_text("#live-fps")
+    # the clip moves: a frame far from the enrolled one may be "unknown", so look at frames until
+    # one is named (its box drawn in the known colour over the video)
+    for _ in range(100):
+        names = page.inner_text("#live-names")
+        shot = page.locator(".video-stage").screenshot()
+        if "lin" in names and colour_pixels(shot, KNOWN) > 300:
+            break
+        page.wait_for_timeout(100)
+    else:
+        pytest.fail(f"the live view never named the enrolled person (last: {names!r})")
     page.click("#live-stop")
     page.wait_for_selector("#message:has-text('stopped')")
 
@@ -185,7 +192,13 @@ def test_page_browses_renames_and_deletes_people(page: Any, live_server: Any) ->
     page.wait_for_selector("#people-table tr[data-name=biden]", state="detached")
     rows = page.locator("#people-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.name)")
     assert rows == ["barack"]
+    enroll_photos(page, "second", [train / "obama" / "obama2.jpg"])
+    tab(page, "people")
+    page.fill("#people-table tr[data-name=second] input", "barack")
+    page.click("#people-table tr[data-name=second] button.act-merge")
+    page.wait_for_selector("#people-table tr[data-name=second]", state="detached")
+    assert page.inner_text("#people-table tr[data-name=barack] td:nth-child(2)") == "2"
     import httpx
 
     people = httpx.get(live_server.url + "/v1/people", headers=live_server.service.headers("read")).json()
-    assert [(p["name"], p["samples"]) for p in people] == [("barack", 1)]
+    assert [(p["name"], p["samples"]) for p in people] == [("barack", 2)]

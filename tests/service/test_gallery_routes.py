@@ -62,6 +62,15 @@ def test_identify_base64_and_unknown_faces(client, service) -> None:
     empty = client.post("/v1/identify", headers=service.headers("read"), json=body).json()
     assert len(empty["faces"]) == 1 and empty["faces"][0]["name"] is None  # nobody enrolled yet
     assert empty["faces"][0]["distance"] is None and empty["faces"][0]["candidates"] == []
+    # a person without faces yet (the page creates the person, then uploads): still unknown, no error
+    client.post("/v1/people", headers=service.headers("enroll"), json={"name": "biden"})
+    r = client.post("/v1/identify", headers=service.headers("read"), json=body)
+    assert r.status_code == 200 and r.json() == empty
+    obama = shared("people", "obama.jpg")
+    client.post("/v1/people", headers=service.headers("enroll"), json={"name": "obama"})
+    client.post("/v1/people/obama/faces", headers=service.headers("enroll"), files={"image": (obama.name, obama.read_bytes())})
+    face = client.post("/v1/identify", headers=service.headers("read"), json=body).json()["faces"][0]
+    assert face["name"] is None and face["candidates"][0]["name"] == "obama" and face["distance"] > 0.6
 
 
 def test_add_face_rejections_store_nothing(client, service) -> None:
@@ -138,3 +147,25 @@ def test_enrollment_during_identify_load_loses_nothing(live_server) -> None:
     with httpx.Client(base_url=live_server.url, headers=svc.headers("read")) as http:
         stored = {p["name"]: p["samples"] for p in http.get("/v1/people").json()}
     assert stored == {d.name: 1 for d in lfw}
+
+
+def test_cli_and_service_share_the_database(client, service) -> None:
+    """People enrolled and keys created with the CLI on the server's --db work over HTTP at once."""
+    from typer.testing import CliRunner
+
+    from faceprint.cli import app as cli_app
+
+    runner = CliRunner()
+    train = shared(*KNN, "train", "obama")
+    enrolled = runner.invoke(cli_app, ["enroll", "obama", str(train / "obama.jpg"), str(train / "obama2.jpg"),
+                                       "--db", str(service.db)])
+    assert enrolled.exit_code == 0, enrolled.output
+    created = runner.invoke(cli_app, ["keys", "create", "--db", str(service.db), "--scope", "read"])
+    key = created.stdout.strip().splitlines()[-1]
+    faces = client.post("/v1/identify", headers={"X-API-Key": key},
+                        files={"image": _file(*KNN, "test", "obama1.jpg")}).json()["faces"]
+    assert faces[0]["name"] == "obama"
+    # and a photo the CLI enrolled is a duplicate for the API too (same file hash)
+    r = client.post("/v1/people/obama/faces", headers=service.headers("enroll"),
+                    files={"image": (train.name, (train / "obama.jpg").read_bytes())})
+    assert r.status_code == 422 and "duplicate" in r.json()["detail"]

@@ -158,6 +158,7 @@ def test_too_many_pixels_is_413_before_decoding(tmp_path, pipeline) -> None:
     ({"files": {"image": ("broken.jpg", b"\xff\xd8\xff\xe0garbage", "image/jpeg")}}, 422, "broken.jpg"),
     ({"files": {"image": ("empty.jpg", b"", "image/jpeg")}}, 422, "no data"),
     ({"files": {"photo": ("x.jpg", b"abc", "image/jpeg")}}, 400, "field 'image'"),
+    ({"data": {"image": "not a file"}, "files": {"other": ("x.jpg", b"abc")}}, 400, "must be a file upload"),
     ({"json": {"image": "%%% not base64"}}, 400, "not valid base64"),
     ({"json": {"picture": "AAAA"}}, 400, "field 'image'"),
     ({"json": ["image"]}, 400, "must be an object"),
@@ -216,6 +217,10 @@ def test_metrics_count_requests(client, service) -> None:
     text = client.get("/metrics", headers=service.headers("read")).text
     assert 'faceprint_http_requests_total{method="POST",route="/v1/detect",status="401"} 1.0' in text
     assert "faceprint_http_request_duration_seconds_bucket" in text
+    assert 'faceprint_gallery_size{what="people"} 0.0' in text
+    client.post("/v1/people", headers=service.headers("enroll"), json={"name": "ada"})
+    text = client.get("/metrics", headers=service.headers("read")).text
+    assert 'faceprint_gallery_size{what="people"} 1.0' in text and 'faceprint_gallery_size{what="samples"} 0.0' in text
 
 
 def test_openapi_describes_endpoints_and_key_schemes(client) -> None:
@@ -255,6 +260,12 @@ def test_keys_cli_prints_the_key_last_and_stores_only_its_hash(tmp_path) -> None
     assert json.loads(listed.stdout)[0]["scope"] == "enroll" and key not in listed.stdout
     revoked = runner.invoke(cli_app, ["keys", "revoke", "1", "--db", str(db), "--json"])
     assert json.loads(revoked.stdout)["revoked"] is True and KeyStore(db).lookup(key) is None
+
+
+def test_serve_refuses_a_wildcard_cors_origin_in_one_line(tmp_path) -> None:
+    result = runner.invoke(cli_app, ["serve", "--db", str(tmp_path / "s.db"), "--cors-origin", "*"])
+    assert result.exit_code == 2 and "CORS origin '*' is refused" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_keys_cli_rejects_a_bad_scope_in_one_line(tmp_path) -> None:

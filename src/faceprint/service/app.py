@@ -26,13 +26,13 @@ _PAGE_HEADERS = {
 
 def build_pipeline(settings: ServiceSettings) -> Any:
     """Detector + embedder + aligner, loaded now; one ONNX thread per session (the pool runs them side by side)."""
+    import numpy as np
+
     from ..pipeline import FacePipeline
     from ..registry import create_detector, create_embedder
 
     pipe = FacePipeline(detector=create_detector(settings.detector, threads=1),
                         embedder=create_embedder(settings.model, threads=1), calibration=settings.calibration)
-    import numpy as np
-
     pipe.embed(np.zeros((64, 64, 3), np.uint8))  # load the ONNX sessions before the first request
     return pipe
 
@@ -78,6 +78,7 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
                               "KEY` or `X-API-Key: KEY`. Errors are RFC 7807 problem details. "
                               "Cluster jobs work on the photo index that `faceprint index --db` fills.")
     app.state.fp = state
+    metrics.watch_gallery(gallery)
     install_handlers(app)
     app.include_router(routes_faces.router)
     app.include_router(routes_gallery.router)

@@ -21,6 +21,13 @@ class Metrics:
         self.in_flight = Gauge("faceprint_http_requests_in_flight", "Requests being answered.",
                                registry=self.registry)
         self.faces = Counter("faceprint_faces_detected", "Faces found in uploaded images.", registry=self.registry)
+        self._gallery = Gauge("faceprint_gallery_size", "Enrolled people and face samples.", ["what"],
+                              registry=self.registry)
+
+    def watch_gallery(self, gallery: Any) -> None:
+        """Report the gallery's people and samples at every scrape."""
+        self._gallery.labels("people").set_function(lambda: len(gallery))
+        self._gallery.labels("samples").set_function(gallery.sample_count)
 
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

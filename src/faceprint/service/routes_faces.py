@@ -5,7 +5,7 @@ Bodies mirror the CLI's ``--json`` records (one image per request).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -57,22 +57,25 @@ def _verify(state: Any, a: Upload, b: Upload, face: int, threshold: Optional[flo
     return data
 
 
+async def on_image(request: Request, job: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """Read the ``image`` upload and run ``job(state, upload, *args)`` in the worker pool."""
+    state = get_state(request)
+    uploads = await read_uploads(request, ("image",))
+    return await state.run(job, state, uploads["image"], *args)
+
+
 @router.post("/detect", summary="Find faces: boxes, scores and 5 landmarks (largest first)",
              openapi_extra=image_body("image"), responses=PROBLEMS)
 async def detect(request: Request, _key: ApiKey = Depends(needs("read"))) -> dict[str, Any]:
     """Like ``faceprint detect --json``: ``{"image", "faces": [{"box", "score", "landmarks"}]}``."""
-    state = get_state(request)
-    uploads = await read_uploads(request, ("image",))
-    return await state.run(_detect, state, uploads["image"])
+    return await on_image(request, _detect)
 
 
 @router.post("/embed", summary="Embed every face of an image",
              openapi_extra=image_body("image"), responses=PROBLEMS)
 async def embed(request: Request, _key: ApiKey = Depends(needs("read"))) -> dict[str, Any]:
     """Like ``faceprint embed --json``: ``{"image", "model", "faces": [{"box", "score", "embedding"}]}``."""
-    state = get_state(request)
-    uploads = await read_uploads(request, ("image",))
-    return await state.run(_embed, state, uploads["image"])
+    return await on_image(request, _embed)
 
 
 @router.post("/verify", summary="Same person? Compares the largest face of image_a and image_b",

@@ -54,9 +54,8 @@ async def read_uploads(request: Any, fields: tuple[str, ...]) -> dict[str, Uploa
             if item is None:
                 raise BadRequest(f"multipart field {field!r} (an image file) is missing")
             if isinstance(item, str):
-                out[field] = Upload(field, item.encode("latin-1", "replace"))
-            else:
-                out[field] = Upload(item.filename or field, await item.read())
+                raise BadRequest(f"multipart field {field!r} must be a file upload, got a text value")
+            out[field] = Upload(item.filename or field, await item.read())
         await form.close()
     elif ctype == "application/json":
         try:
@@ -75,6 +74,23 @@ async def read_uploads(request: Any, fields: tuple[str, ...]) -> dict[str, Uploa
     return out
 
 
+def check_pixels(upload: Upload, max_pixels: int) -> None:
+    """Refuse an upload whose header says it has more than ``max_pixels`` pixels (nothing is decoded).
+
+    Raises:
+        PayloadTooLarge: the image is over the limit.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(upload.data)) as img:
+            width, height = img.size
+    except Exception:  # unreadable header: decoding names the problem
+        return
+    if width * height > max_pixels:
+        raise PayloadTooLarge(f"{upload.name}: {width}x{height} image exceeds the server's {max_pixels} pixel limit")
+
+
 def decode(upload: Upload, max_pixels: int) -> np.ndarray:
     """RGB uint8 ``(H, W, 3)`` of an upload (run it in a worker thread: it is CPU work).
 
@@ -84,15 +100,7 @@ def decode(upload: Upload, max_pixels: int) -> np.ndarray:
     """
     if not upload.data:
         raise ImageDecodeError(f"{upload.name}: no data")
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(upload.data)) as img:
-            width, height = img.size
-    except Exception:  # unreadable header: load_image below names the problem
-        width = height = 0
-    if width * height > max_pixels:
-        raise PayloadTooLarge(f"{upload.name}: {width}x{height} image exceeds the server's {max_pixels} pixel limit")
+    check_pixels(upload, max_pixels)
     try:
         return load_image(upload.data, max_pixels=max_pixels)
     except ImageDecodeError as exc:  # name the upload, not "<N bytes>"

@@ -84,6 +84,8 @@ class BlinkDetector:
         closed_ratio: EAR below ``closed_ratio * open level`` counts as closed.
         open_ratio: EAR above ``open_ratio * open level`` counts as open again.
         max_closed_s: a closure longer than this is not a blink (eyes shut, a look down).
+        min_gap_s: a closure starting within this time of the last blink's start belongs to
+            that blink (the EAR of a half-open eye can flicker across the open threshold).
         history_s: window of the open-eye level (its 80th percentile EAR).
         min_history: EAR samples needed before any blink is counted.
 
@@ -94,6 +96,7 @@ class BlinkDetector:
     closed_ratio: float = 0.8
     open_ratio: float = 0.9
     max_closed_s: float = 0.5
+    min_gap_s: float = 0.3
     history_s: float = 3.0
     min_history: int = 5
     blinks: list[float] = field(default_factory=list)
@@ -119,7 +122,8 @@ class BlinkDetector:
             if self._closed_since is None and ear < self.closed_ratio * level:
                 self._closed_since = time_s
             elif self._closed_since is not None and ear > self.open_ratio * level:
-                if time_s - self._closed_since <= self.max_closed_s:
+                merged = bool(self.blinks) and self._closed_since - self.blinks[-1] < self.min_gap_s
+                if time_s - self._closed_since <= self.max_closed_s and not merged:
                     self.blinks.append(self._closed_since)
                     blink = True
                 self._closed_since = None

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..types import Faces
 from .liveness import LIVE, PENDING, LivenessStatus
 
 #: Indices of the eyes in dlib's 68-point scheme (image-left eye first), ``p1..p6`` each.
@@ -48,31 +49,24 @@ class Landmarks68:
 
     def __init__(self, predictor_path: str | None = None) -> None:
         self.predictor_path = predictor_path
-        self._predictor: Any = None
-
-    @property
-    def predictor(self) -> Any:
-        if self._predictor is None:
-            import dlib
-
-            from ..cache import package_file
-
-            path = self.predictor_path or package_file(
-                "face_recognition_models", "models/shape_predictor_68_face_landmarks.dat", "face-recognition-models")
-            self._predictor = dlib.shape_predictor(str(path))
-        return self._predictor
+        self._runner: Any = None
 
     def points(self, rgb: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
         """``(68, 2)`` float32 points of the face whose 5 landmarks are ``(5, 2)``.
 
         dlib returns whole-pixel points, so EAR is reliable on faces of about 100 px and more.
         """
-        import dlib
+        if self._runner is None:
+            # the chip aligner already runs a dlib predictor on HOG-like boxes; reuse it with the 68-point model
+            from ..align import DlibChipAligner
+            from ..cache import package_file
 
-        from ..align import dlib_box_from_landmarks
-
-        x1, y1, x2, y2 = np.round(dlib_box_from_landmarks(np.asarray(landmarks5, np.float32)[None])[0]).astype(int)
-        shape = self.predictor(rgb, dlib.rectangle(int(x1), int(y1), int(x2) - 1, int(y2) - 1))
+            path = self.predictor_path or str(package_file(
+                "face_recognition_models", "models/shape_predictor_68_face_landmarks.dat", "face-recognition-models"))
+            self._runner = DlibChipAligner(predictor_path=path)
+        lm = np.asarray(landmarks5, np.float32).reshape(1, 5, 2)
+        boxes = self._runner.predictor_boxes(Faces(np.zeros((1, 4)), np.ones(1), lm))
+        shape = self._runner.shapes(rgb, boxes)[0]
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 

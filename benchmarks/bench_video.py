@@ -64,7 +64,7 @@ def faceprint_loop(clip: Path, frames: int, gallery: Any, pipe: Any, out: Path |
     from faceprint.video.source import VideoSink, VideoSource
 
     rec = VideoRecognizer(pipe.detector, pipe.aligner, pipe.embedder, GalleryIdentifier(gallery, pipe.threshold),
-                          **options)
+                          **options).load()
     tracks: set[int] = set()
     with VideoSource(clip) as src:
         sink = VideoSink(out, src.fps, src.size) if out is not None else None

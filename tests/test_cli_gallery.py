@@ -79,3 +79,15 @@ def test_enroll_errors(tmp_path) -> None:
     assert code == 2 and "--db" in err
     code, _, err = run("enroll", "--db", db, "--from-folders", tmp_path / "nowhere")
     assert code == 2 and "not a folder" in err
+
+
+def test_reindex_and_cohort_commands(tmp_path) -> None:
+    db, out = tmp_path / "g.db", tmp_path / "flip.db"
+    train = shared("people", "knn_examples", "train")
+    assert run("enroll", "--db", db, "--keep-crops", "obama", *sorted((train / "obama").iterdir()))[0] == 0
+    code, out_json, _ = run("reindex", "--db", db, "--out", out, "--flip", "--json")
+    assert code == 0 and json.loads(out_json) == {"people": 1, "reembedded": {"crop": 2, "photo": 0}, "skipped": []}
+    code, _, err = run("reindex", "--db", db, "--out", out)
+    assert code == 2 and "already holds 1 people" in err
+    code, out_json, _ = run("people", "--db", db, "cohort", shared("people", "two_people.jpg"), "--json")
+    assert code == 0 and json.loads(out_json)["result"] == 2

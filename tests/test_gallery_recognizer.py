@@ -124,3 +124,17 @@ def test_pipeline_model_must_match_gallery(pipe, tmp_path) -> None:
     with pytest.raises(ModelMismatchError):
         Recognizer(pipe, g).enroll("x", [shared("people", "obama.jpg")])
     g.close()
+
+
+def test_recognizer_on_milvus_lite(pipe, tmp_path) -> None:
+    pytest.importorskip("pymilvus", reason="Milvus backend needs pymilvus: pip install 'faceprint[scale]'")
+    pytest.importorskip("milvus_lite", reason="Milvus tests need milvus-lite: pip install 'faceprint[scale]'")
+    train = shared("people", "knn_examples", "train")
+    with open_gallery(str(tmp_path / "people.milvus.db")) as g:
+        rec = Recognizer(pipe, g)
+        assert rec.enroll("obama", sorted((train / "obama").iterdir())).ok
+        assert rec.enroll("biden", [sorted((train / "biden").iterdir())[0]]).ok
+        dup = rec.enroll("barack", [sorted((train / "obama").iterdir())[0]])
+        assert not dup.ok and "already enrolled as 'obama'" in dup.rejected[0][1]
+        faces = rec.identify(shared("people", "knn_examples", "test", "obama_and_biden.jpg"))
+        assert [f.name for f in faces] == ["obama", "biden", None]

@@ -29,9 +29,16 @@ def people_vectors(n_people: int, per: int, seed: int = 0) -> tuple[np.ndarray, 
     return vecs.astype(np.float32), names
 
 
-@pytest.fixture()
-def gallery(tmp_path):
-    g = open_gallery(tmp_path / "g.db")
+def milvus_lite(tmp_path):
+    """A milvus-lite gallery, or a skip naming what is missing."""
+    pytest.importorskip("pymilvus", reason="Milvus backend needs pymilvus: pip install 'faceprint[scale]'")
+    pytest.importorskip("milvus_lite", reason="Milvus tests need milvus-lite: pip install 'faceprint[scale]'")
+    return open_gallery(str(tmp_path / "g.milvus.db"))
+
+
+@pytest.fixture(params=["sqlite", "milvus"])
+def gallery(request, tmp_path):
+    g = open_gallery(tmp_path / "g.db") if request.param == "sqlite" else milvus_lite(tmp_path)
     yield g
     g.close()
 
@@ -117,6 +124,7 @@ def test_people_edits(gallery) -> None:
 
 
 def test_model_id_is_bound_and_checked(tmp_path, gallery) -> None:
+    uri = tmp_path / "g.db" if type(gallery).__name__ == "SqliteGallery" else str(tmp_path / "g.milvus.db")
     gallery.add_faces("a", emb(np.ones((1, 128)) * 0.1))
     with pytest.raises(ModelMismatchError, match="gallery holds 'dlib_resnet_v1'"):
         gallery.add_faces("a", emb(np.ones((1, 128)), model="other"))
@@ -126,12 +134,13 @@ def test_model_id_is_bound_and_checked(tmp_path, gallery) -> None:
         gallery.search(Embeddings(np.ones((1, 64)), MODEL))
     gallery.close()
     with pytest.raises(ModelMismatchError):
-        open_gallery(tmp_path / "g.db", model_id="arcface")
-    with open_gallery(tmp_path / "g.db", model_id=MODEL) as again:
+        open_gallery(uri, model_id="arcface")
+    with open_gallery(uri, model_id=MODEL) as again:
         assert again.person("a").samples == 1
 
 
-def test_add_faces_is_all_or_nothing(gallery) -> None:
+def test_add_faces_is_all_or_nothing(tmp_path) -> None:
+    gallery = open_gallery(tmp_path / "g.db")
     gallery.add_faces("a", emb(np.zeros((1, 128))))
     with pytest.raises(ConfigError):
         gallery.add_faces("b", emb(np.zeros((3, 128))), sources=["only-one"])
@@ -147,7 +156,7 @@ def test_export_import_round_trip(tmp_path, gallery) -> None:
     fill(gallery, vecs, names)
     gallery.add_person("meta", {"k": 1})
     assert gallery.export(tmp_path / "out.npz") == 8
-    with open_gallery(tmp_path / "other.db") as other:
+    with open_gallery(tmp_path / "other.db") as other:  # across backends too
         assert other.import_(tmp_path / "out.npz") == 8
         assert [p.to_dict() for p in other.people()] == [p.to_dict() for p in gallery.people()]
         assert np.allclose(other.samples()[0].vectors, vecs)
@@ -183,9 +192,9 @@ def test_sqlite_convention_and_uris(tmp_path) -> None:
         assert mode == "wal" and g._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert g._conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_versions WHERE component='gallery'").fetchone()[0] == 1
+    assert conn.execute("SELECT version FROM schema_versions WHERE component='gallery'").fetchone()[0] == 2
     assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")} >= {
-        "photos", "people", "samples", "crops", "gallery_meta", "schema_versions"}
+        "photos", "people", "samples", "crops", "cohort", "gallery_meta", "schema_versions"}
     conn.execute("UPDATE schema_versions SET version = 99 WHERE component='gallery'")
     conn.commit()
     conn.close()

@@ -168,6 +168,31 @@ def _known_people(root: Path) -> list[tuple[str, list[Path]]]:
     return people
 
 
+@app.command()
+def reindex(db: str = DbOpt, out: str = typer.Option(..., "--out", help="New gallery to write (must not hold people yet)."),
+            model: str = ModelOpt, detector: str = DetectorOpt, flip: bool = FlipOpt, as_json: bool = JsonOpt) -> None:
+    """Re-embed a gallery with another model (or --flip) into a new gallery, from stored crops
+    (enroll --keep-crops) or else the source photos. The old gallery is left untouched."""
+
+    def body() -> None:
+        from .gallery.reindex import reindex as run
+
+        pipe = _pipeline(detector, model, flip=flip)
+        with _open(db) as src, _open(out, pipe) as dst:
+            if len(dst):
+                raise ConfigError(f"{out} already holds {len(dst)} people; reindex into a new gallery")
+            report = run(src, pipe, dst)
+        if as_json:
+            _emit(report.to_dict())
+            return
+        typer.echo(f"reindexed {report.people} people: {report.reembedded['crop']} from crops, "
+                   f"{report.reembedded['photo']} from photos; {len(report.skipped)} skipped")
+        for person, why in report.skipped:
+            typer.echo(f"  skipped {person}: {why}")
+
+    _run(body)
+
+
 people_app = typer.Typer(no_args_is_help=True, help="List and edit the people in a gallery.")
 app.add_typer(people_app, name="people")
 _people_state: dict[str, str] = {}
@@ -247,6 +272,23 @@ def people_merge(src: str = typer.Argument(..., help="Person merged away."),
 def people_remove(name: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
     """Delete a person with every vector and crop."""
     _edit("removed", lambda g: f"{name} ({g.remove(name)} sample(s))", as_json)
+
+
+@people_app.command("cohort")
+def people_cohort(images: List[Path] = typer.Argument(..., help="Photos of people who will never be enrolled."),
+                  model: str = ModelOpt, detector: str = DetectorOpt, flip: bool = FlipOpt,
+                  as_json: bool = JsonOpt) -> None:
+    """Add every face of these photos to the cohort used to reject strangers more reliably."""
+
+    def body() -> None:
+        from .gallery import Recognizer
+
+        pipe = _pipeline(detector, model, flip=flip)
+        with _open(_people_state["db"], pipe) as g:
+            n = Recognizer(pipe, g).add_cohort(images)
+        _emit({"action": "cohort", "result": n}) if as_json else typer.echo(f"added {n} cohort face(s)")
+
+    _run(body)
 
 
 @people_app.command("export")

@@ -108,12 +108,15 @@ class Gallery(abc.ABC):
 
     @abc.abstractmethod
     def add_faces(self, name: str, embeddings: Embeddings, *, sources: Sequence[str | None] | None = None,
-                  crops: np.ndarray | None = None, create: bool = True) -> list[int]:
+                  crops: np.ndarray | None = None, create: bool = True, hashes: Sequence[str | None] | None = None,
+                  metadata: dict[str, Any] | None = None, template: str = "") -> list[int]:
         """Store ``embeddings`` (``(N, D)``) as samples of ``name``; returns the N new sample ids.
 
-        ``sources[i]`` (a path or label) and ``crops[i]`` (an aligned ``(H, W, 3)`` uint8 chip)
-        are kept beside vector ``i`` when given. The person is created when missing unless
-        ``create`` is false. All-or-nothing: one transaction.
+        ``sources[i]`` (a path or label), ``crops[i]`` (an aligned ``(H, W, 3)`` uint8 chip in
+        alignment ``template``; backends without crop storage ignore it) and ``hashes[i]`` (the
+        photo's SHA-256, see :meth:`find_photo`) are kept beside vector ``i`` when given. The
+        person is created (with ``metadata``) when missing unless ``create`` is false.
+        All-or-nothing: one transaction.
 
         Raises:
             ModelMismatchError: the vectors come from another model than the gallery's.
@@ -147,6 +150,10 @@ class Gallery(abc.ABC):
     def samples(self, name: str | None = None) -> tuple[Embeddings, list[str], list[int]]:
         """Stored vectors (of one person, or all), with their owners' names and sample ids."""
 
+    def find_photo(self, sha256: str) -> str | None:
+        """The person holding a sample from the photo with this SHA-256, or None."""
+        return None
+
     @abc.abstractmethod
     def __len__(self) -> int:
         """Number of people."""
@@ -165,6 +172,16 @@ class Gallery(abc.ABC):
     def _neighbours(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
         """The ``k`` nearest samples of each query: distances ``(Q, k)`` float (``inf`` pad),
         sample ids ``(Q, k)`` int64 (``-1`` pad) and owner names per row."""
+
+    def _cohort_neighbours(self, vectors: np.ndarray, k: int) -> np.ndarray:
+        """``(Q, <=k)`` distances to the nearest cohort faces (none by default)."""
+        return np.zeros((len(vectors), 0), np.float32)
+
+    def add_cohort(self, embeddings: Embeddings) -> int:
+        """Store faces of people who will never be enrolled, for score normalisation.
+
+        Raises GalleryError when the backend keeps no cohort."""
+        raise GalleryError(f"{type(self).__name__} does not store a cohort")
 
     def _person_vectors(self, names: Sequence[str]) -> dict[str, np.ndarray]:
         """``{name: (n_i, D) float32}`` for re-scoring shortlisted identities."""
@@ -204,10 +221,12 @@ class Gallery(abc.ABC):
                  policy: Any = None) -> list[Identification]:
         """Who is each query face? One :class:`Identification` per row of ``embeddings``.
 
-        Candidates are identities (each scored by ``policy.aggregation`` over its samples);
-        the best one is accepted when its score is within ``threshold`` (default: the
-        policy's, derived from the model and the gallery size) and it passes the margin test
-        against the second best; otherwise ``name`` is ``None`` (unknown).
+        Candidates are identities (each scored by ``policy.aggregation`` over its samples).
+        With ``threshold=None`` the best one is accepted when its cohort-normalised score
+        passes the policy's calibrated ratio threshold (see
+        :mod:`faceprint.gallery.scoring`); a ``threshold`` is a plain distance threshold.
+        The margin test against the second best applies either way; a rejected face gets
+        ``name=None`` (unknown).
 
         Raises:
             ModelMismatchError: the queries come from another model.

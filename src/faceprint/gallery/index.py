@@ -62,13 +62,17 @@ class ExactIndex:
         self._vectors, self._sq, self._ids = self._vectors[keep], self._sq[keep], self._ids[keep]
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rank by ``|v|^2 - 2 q.v`` (one matrix product), then compute true distances for the top ``k``."""
         q = self._prepare(queries)
-        dot = q @ self._vectors.T
+        rank = (-q @ self._vectors.T) if self.metric == "cosine" else (self._sq[None, :] - 2.0 * (q @ self._vectors.T))
+        score, ids = _topk(rank, np.arange(len(self._ids)), k)
+        found = ids >= 0
         if self.metric == "cosine":
-            dist = 1.0 - dot
+            dist = 1.0 + score
         else:
-            dist = np.sqrt(np.clip((q * q).sum(1)[:, None] + self._sq[None, :] - 2.0 * dot, 0.0, None))
-        return _topk(dist, self._ids, k)
+            dist = np.sqrt(np.clip(score + (q * q).sum(1)[:, None], 0.0, None))
+        dist = np.where(found, dist, np.inf).astype(np.float32)
+        return dist, np.where(found, self._ids[ids.clip(0)], -1)
 
 
 class UsearchIndex:
@@ -78,22 +82,25 @@ class UsearchIndex:
         dim, metric: as the gallery.
         dtype: ``"f32"``, ``"f16"`` or ``"i8"`` storage inside the index.
         connectivity, expansion_add, expansion_search: HNSW parameters (M, efConstruction, ef).
-        scale: vectors are multiplied by this before indexing (int8 quantisation in usearch
-            maps [-1, 1] to [-127, 127]; dlib components stay below ~0.35, so 2.5 uses the range).
+        int8_scale: with ``dtype="i8"`` vectors are stored as ``round(v * int8_scale)`` clipped
+            to [-127, 127] (faceprint quantises, usearch gets int8); dlib components stay below
+            0.6 (LFW View 1 max 0.575), so 210 keeps them in range with a step of 0.005. Cosine
+            vectors are unit-normalised first (use 127).
 
     Raises:
         GalleryError: usearch is not installed.
     """
 
     def __init__(self, dim: int, metric: str = "euclidean", dtype: str = "f32", connectivity: int = 16,
-                 expansion_add: int = 128, expansion_search: int = 64, scale: float = 1.0) -> None:
+                 expansion_add: int = 128, expansion_search: int = 128, int8_scale: float = 210.0) -> None:
         try:
             from usearch.index import Index
         except ImportError as exc:
             raise GalleryError("the ANN index needs usearch: pip install 'faceprint[scale]' (or usearch)") from exc
         if dtype not in ("f32", "f16", "i8"):
             raise ConfigError(f"usearch dtype must be f32, f16 or i8, got {dtype!r}")
-        self.dim, self.metric, self.scale = int(dim), metric, float(scale)
+        self.dim, self.metric, self.dtype = int(dim), metric, dtype
+        self.scale = float(int8_scale) if dtype == "i8" else 1.0
         self._index = Index(ndim=self.dim, metric="cos" if metric == "cosine" else "l2sq", dtype=dtype,
                             connectivity=connectivity, expansion_add=expansion_add,
                             expansion_search=expansion_search)
@@ -104,11 +111,18 @@ class UsearchIndex:
     def ids(self) -> np.ndarray:
         return np.asarray(self._index.keys, np.int64) if len(self._index) else np.zeros(0, np.int64)
 
+    def _encode(self, vectors: np.ndarray) -> np.ndarray:
+        v = np.asarray(vectors, np.float32).reshape(-1, self.dim)
+        if self.dtype != "i8":
+            return v
+        if self.metric == "cosine":
+            v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        return np.clip(np.rint(v * self.scale), -127, 127).astype(np.int8)
+
     def add(self, ids: np.ndarray, vectors: np.ndarray, threads: int = 0) -> None:
         ids = np.asarray(ids, np.uint64).reshape(-1)
         if len(ids):
-            self._index.add(ids, np.asarray(vectors, np.float32).reshape(len(ids), self.dim) * self.scale,
-                            threads=threads)
+            self._index.add(ids, self._encode(vectors), threads=threads)
 
     def remove(self, ids: np.ndarray) -> None:
         ids = np.asarray(ids, np.uint64).reshape(-1)
@@ -121,10 +135,10 @@ class UsearchIndex:
         out_i = np.full((len(q), k), -1, np.int64)
         if len(self._index) == 0 or len(q) == 0:
             return out_d, out_i
-        res = self._index.search(q * self.scale, k, threads=threads)
+        res = self._index.search(self._encode(q), k, threads=threads)
         keys = np.asarray(res.keys).reshape(len(q), -1)
         dist = np.asarray(res.distances, np.float32).reshape(len(q), -1)
-        counts = np.asarray(res.counts).reshape(len(q))
+        counts = np.asarray(getattr(res, "counts", [keys.shape[1]])).reshape(len(q))  # one query: Matches
         for r in range(len(q)):
             c = int(counts[r])
             out_i[r, :c] = keys[r, :c].astype(np.int64)
@@ -139,5 +153,14 @@ class UsearchIndex:
         self._index.load(str(path))
 
     @property
-    def memory_bytes(self) -> int:
-        return int(self._index.memory_usage)
+    def serialized_bytes(self) -> int:
+        """Bytes of the saved index (vectors + graph + keys): the per-face footprint measure."""
+        try:
+            return int(self._index.serialized_length)
+        except TypeError:  # some usearch releases break the property; measure a saved copy
+            import os
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                self._index.save(os.path.join(tmp, "i.usearch"))
+                return os.path.getsize(os.path.join(tmp, "i.usearch"))

@@ -140,31 +140,18 @@ class Recognizer:
             return report
         ids = self.gallery.add_faces(name, emb[np.array(keep)], sources=[sources[i] for i in keep],
                                      crops=np.stack([chips[i] for i in keep]) if keep_crops else None,
-                                     **self._extra(hashes, keep, metadata))
+                                     hashes=[hashes[i] for i in keep], metadata=metadata,
+                                     template=self.pipeline.aligner.template)
         report.enrolled = [sources[i] for i in keep]
         report.sample_ids = ids
         return report
-
-    def _extra(self, hashes: list[str | None], keep: list[int], metadata: Any) -> dict[str, Any]:
-        """Backend-specific add_faces arguments (photo hashes, crop template, metadata) when supported."""
-        import inspect
-
-        params = inspect.signature(self.gallery.add_faces).parameters
-        extra: dict[str, Any] = {}
-        if "hashes" in params:
-            extra["hashes"] = [hashes[i] for i in keep]
-        if "template" in params:
-            extra["template"] = self.pipeline.aligner.template
-        if "metadata" in params and metadata:
-            extra["metadata"] = metadata
-        return extra
 
     def _screen(self, image: ImageInput, src: str, gate: QualityGate, dedupe: bool, hashes: list[str | None],
                 report: EnrollReport, chips: list[np.ndarray], sources: list[str]) -> None:
         """Load, hash, detect, gate; append the accepted chip or a rejection."""
         digest = _photo_hash(image)
         if dedupe and digest is not None:
-            owner = self.gallery.find_photo(digest) if hasattr(self.gallery, "find_photo") else None
+            owner = self.gallery.find_photo(digest)
             if owner is not None or digest in hashes:
                 who = f"enrolled as {owner!r}" if owner is not None else "listed twice"
                 report.rejected.append((src, f"duplicate photo (already {who})"))
@@ -214,6 +201,23 @@ class Recognizer:
         """
         return [self.enroll(name, files, **kwargs) for name, files in person_folders(root)]
 
+    def add_cohort(self, images: Sequence[ImageInput]) -> int:
+        """Store every face of ``images`` as cohort faces (people who will never be enrolled);
+        they sharpen the unknown decision (see :mod:`faceprint.gallery.scoring`). Returns the count.
+
+        Raises:
+            ImageDecodeError: an image cannot be read.
+            GalleryError: the backend keeps no cohort.
+        """
+        found = self.pipeline.embed_many(list(images))
+        vectors = [f.embeddings.vectors for f in found if len(f)]
+        if not vectors:
+            return 0
+        from ..types import Embeddings
+
+        return self.gallery.add_cohort(Embeddings(np.concatenate(vectors), self.pipeline.spec.model_id,
+                                                  self.pipeline.spec.metric))
+
     # ---- identification -------------------------------------------------------------------------------
     def identify(self, image: ImageInput, threshold: float | None = None, top_k: int = 5) -> list[FaceResult]:
         """Every face of ``image`` (largest first) with its identity or ``None`` (unknown).
@@ -227,8 +231,17 @@ class Recognizer:
 
     def identify_faces(self, faces: Faces, embeddings: Any, threshold: float | None = None,
                        top_k: int = 5) -> list[FaceResult]:
-        """Identify already embedded faces (row ``i`` of ``embeddings`` is face ``i``), e.g. video tracks."""
+        """Identify already embedded faces (row ``i`` of ``embeddings`` is face ``i``), e.g. video tracks.
+
+        Without a threshold, registered models use the gallery's calibrated open-set policy;
+        models loaded from a path (no calibration) use the pipeline's distance threshold.
+        """
         thr = threshold if threshold is not None else self.threshold
+        if thr is None:
+            from .scoring import model_spec
+
+            if model_spec(self.gallery.model_id or "") is None:  # a model from a path: its spec's threshold
+                thr = self.pipeline.threshold
         idents = self.gallery.identify(embeddings, threshold=thr, top_k=top_k)
         return [FaceResult.of(faces.xyxy[i], ident) for i, ident in enumerate(idents)]
 

@@ -1,8 +1,9 @@
 """The SQLite gallery: one file, WAL, all-or-nothing writes, an in-memory search index.
 
 Tables (component ``"gallery"`` in ``schema_versions``): ``gallery_meta`` (model id, metric,
-dim, storage dtype, ANN settings), ``people``, ``samples`` (one vector each, ``ON DELETE
-CASCADE`` from people; ids never reused) and ``crops`` (optional aligned chips as PNG).
+dim, storage dtype), ``people``, ``samples`` (one vector each, ``ON DELETE CASCADE`` from
+people; ids never reused), ``crops`` (optional aligned chips as PNG) and ``cohort``
+(non-enrolled faces for score normalisation, version 2).
 
 Search runs on an in-memory index loaded on first use and kept in sync incrementally: when
 this or another process changed the file (``PRAGMA data_version``), only the added and
@@ -54,6 +55,13 @@ MIGRATIONS: list[str] = [
         sample_id INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,
         template TEXT NOT NULL,
         png BLOB NOT NULL)
+    """,
+    """
+    CREATE TABLE cohort (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model_id TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        scale REAL NOT NULL DEFAULT 1.0)
     """,
 ]
 
@@ -108,8 +116,10 @@ class SqliteGallery(Gallery):
         self._owner_ids = np.zeros(0, np.int64)   # sorted sample ids in the index
         self._owner_pid = np.zeros(0, np.int64)   # their person ids
         self._names: dict[int, str] = {}
+        self._cohort = ExactIndex(1)
         self._seen_version: int | None = None
         self._index_dirty = False
+        self._ann_changed = False  # the ANN index differs from its saved file
 
     # ---- meta / model binding --------------------------------------------------------------
     def _meta(self) -> dict[str, str]:
@@ -157,9 +167,7 @@ class SqliteGallery(Gallery):
 
     def add_faces(self, name: str, embeddings: Embeddings, *, sources: Sequence[str | None] | None = None,
                   crops: np.ndarray | None = None, create: bool = True, hashes: Sequence[str | None] | None = None,
-                  template: str = "", metadata: dict[str, Any] | None = None) -> list[int]:
-        """See :meth:`Gallery.add_faces`; also ``hashes[i]`` (the photo's SHA-256, for duplicate
-        detection), the crops' alignment ``template`` and ``metadata`` for a new person."""
+                  metadata: dict[str, Any] | None = None, template: str = "") -> list[int]:
         name = _check_name(name)
         n = len(embeddings)
         for label, seq in (("sources", sources), ("crops", crops), ("hashes", hashes)):
@@ -214,6 +222,23 @@ class SqliteGallery(Gallery):
             pid = self._person_id(name)
             n = self._conn.execute("SELECT count(*) FROM samples WHERE person_id = ?", (pid,)).fetchone()[0]
             self._conn.execute("DELETE FROM people WHERE id = ?", (pid,))  # cascades to samples, crops
+        self._index_dirty = True
+        return int(n)
+
+    def add_cohort(self, embeddings: Embeddings) -> int:
+        """Store non-enrolled faces used to normalise scores (see :mod:`faceprint.gallery.scoring`)."""
+        self._bind(embeddings)
+        blobs, scales = codec.encode(embeddings.vectors, self.dtype)
+        with self._lock, transaction(self._conn):
+            self._conn.executemany("INSERT INTO cohort (model_id, vector, scale) VALUES (?, ?, ?)",
+                                   [(self.model_id, b, float(c)) for b, c in zip(blobs, scales)])
+        self._index_dirty = True
+        return len(blobs)
+
+    def clear_cohort(self) -> int:
+        """Delete every cohort face; returns how many there were."""
+        with self._lock, transaction(self._conn):
+            n = self._conn.execute("DELETE FROM cohort").rowcount
         self._index_dirty = True
         return int(n)
 
@@ -280,7 +305,6 @@ class SqliteGallery(Gallery):
         return [src.get(i) or "" for i in sample_ids]
 
     def find_photo(self, sha256: str) -> str | None:
-        """The person already holding a sample from the photo with this SHA-256, or None."""
         with self._lock:
             row = self._conn.execute("SELECT p.name FROM samples s JOIN people p ON p.id = s.person_id "
                                      "WHERE s.photo_sha256 = ? LIMIT 1", (sha256,)).fetchone()
@@ -331,8 +355,13 @@ class SqliteGallery(Gallery):
             vecs = codec.decode([g[1] for g in got], np.array([g[2] for g in got], np.float32), self.dtype, self.dim)
             self._index.add(np.array([g[0] for g in got], np.int64), vecs)
         self._owner_ids, self._owner_pid = rows[:, 0].copy(), rows[:, 1].copy()
+        got = self._conn.execute("SELECT id, vector, scale FROM cohort").fetchall()
+        self._cohort = ExactIndex(self.dim or 1, self.metric or "euclidean")
+        self._cohort.add(np.array([g[0] for g in got], np.int64),
+                         codec.decode([g[1] for g in got], np.array([g[2] for g in got], np.float32), self.dtype,
+                                      self.dim or 1))
         self._seen_version, self._index_dirty = version, False
-        self._ann_changed = bool(len(to_add) or len(to_remove)) or getattr(self, "_ann_changed", False)
+        self._ann_changed = self._ann_changed or bool(len(to_add) or len(to_remove))
 
     def _bind_from_file(self) -> None:
         meta = self._meta()
@@ -345,14 +374,16 @@ class SqliteGallery(Gallery):
             return ExactIndex(dim, self.metric or "euclidean")
         from .index import UsearchIndex
 
-        idx = UsearchIndex(dim, self.metric or "euclidean", dtype="i8" if self.dtype == "int8" else "f32",
-                           scale=2.5 if self.dtype == "int8" else 1.0)
+        def fresh() -> Any:
+            return UsearchIndex(dim, self.metric or "euclidean", dtype="i8" if self.dtype == "int8" else "f32",
+                                int8_scale=210.0 if (self.metric or "euclidean") == "euclidean" else 127.0)
+
+        idx = fresh()
         if self.ann_path.is_file():
             try:
                 idx.load(self.ann_path)
-            except Exception:  # a stale or torn file: rebuild from the database
-                idx = UsearchIndex(dim, self.metric or "euclidean", dtype="i8" if self.dtype == "int8" else "f32",
-                                   scale=2.5 if self.dtype == "int8" else 1.0)
+            except Exception:  # a torn or foreign file: rebuild from the database
+                idx = fresh()
         return idx
 
     def save_index(self) -> None:
@@ -375,11 +406,18 @@ class SqliteGallery(Gallery):
                       for i, p in zip(ri, rp)] for ri, rp in zip(ids, pos)]
         return dist, ids, names
 
+    def _cohort_neighbours(self, vectors: np.ndarray, k: int) -> np.ndarray:
+        with self._lock:
+            self._sync()
+            if len(self._cohort) == 0:
+                return np.zeros((len(vectors), 0), np.float32)
+            return self._cohort.search(vectors, min(k, len(self._cohort)))[0]
+
     def close(self) -> None:
         with self._lock:
             if self._conn is None:
                 return
-            if getattr(self, "_ann_changed", False):
+            if self._ann_changed:
                 self.save_index()
             self._conn.close()
             self._conn = None  # type: ignore[assignment]

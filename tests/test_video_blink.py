@@ -140,3 +140,9 @@ def test_synthesised_blinks_are_caught_and_still_clip_is_not_live(face_and_point
     assert still == (PENDING, 0)
     shaky = _liveness_on_clip(blink_clip(rgb, pts, 45, blink_starts=[], jitter_px=2, seed=3))
     assert shaky == (PENDING, 0)
+
+
+def test_flickering_closure_counts_once() -> None:
+    ears = _open(60)
+    ears[30:35] = [0.12, 0.12, 0.29, 0.12, 0.15]  # the EAR pops up for one frame mid-blink
+    assert [round(t * FPS) for t in _run(ears)] == [30]

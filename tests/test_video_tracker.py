@@ -127,3 +127,22 @@ def test_bad_parameters_raise() -> None:
         FaceTracker(high_score=0.3, low_score=0.5)
     with pytest.raises(ConfigError):
         FaceTracker(min_hits=0)
+
+
+def test_real_clip_main_face_keeps_one_track() -> None:
+    """On the shared clip the main face (seconds 3-5) stays one track with detection on every 3rd frame."""
+    import faceprint
+    from faceprint.video import VideoRecognizer
+    from faceprint.video.source import VideoSource
+
+    from .conftest import shared
+
+    rec = VideoRecognizer(faceprint.create_detector("mtcnn"), detect_every=3)
+    largest: list[int] = []
+    with VideoSource(shared("video", "face_recognition_short_hamilton_clip.mp4")) as src:
+        for frame in src.frames(150):
+            views = rec.process(frame.rgb, frame.index, frame.time_s).tracks
+            if frame.index >= 95 and views:
+                big = max(views, key=lambda v: (v.xyxy[2] - v.xyxy[0]) * (v.xyxy[3] - v.xyxy[1]))
+                largest.append(big.track_id)
+    assert len(largest) >= 50 and len(set(largest)) == 1

@@ -93,7 +93,7 @@ def video(source: str = typer.Argument(..., help="Video file, camera index (0, 1
         rec = VideoRecognizer(pipe.detector, pipe.aligner, pipe.embedder,
                               GalleryIdentifier(gallery, pipe.threshold, threshold), liveness=liveness,
                               detect_every=detect_every, detect_scale=detect_scale, max_embeddings=max_embeddings,
-                              require_live=require_live)
+                              require_live=require_live).load()
         to_stdout = events is not None and str(events) == "-"
         log = EventLog(None if events is None or to_stdout else events)
         sink = VideoSink(out, src.fps, src.size) if out is not None else None

@@ -164,6 +164,10 @@ class PassiveLiveness:
         mean = float(np.mean(scores))
         return LivenessStatus(LIVE if mean >= self.threshold else SPOOF, mean, self.name, f"P(live) {mean:.2f}")
 
+    def load(self) -> None:
+        for model in self.models:
+            _ = model.session
+
     def forget(self, track_id: int) -> None:
         self._seen.pop(track_id, None)
         self._scores.pop(track_id, None)

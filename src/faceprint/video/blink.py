@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..types import Faces
 from .liveness import LIVE, PENDING, LivenessStatus
 
 #: Indices of the eyes in dlib's 68-point scheme (image-left eye first), ``p1..p6`` each.
@@ -48,31 +49,33 @@ class Landmarks68:
 
     def __init__(self, predictor_path: str | None = None) -> None:
         self.predictor_path = predictor_path
-        self._predictor: Any = None
+        self._runner: Any = None
 
-    @property
-    def predictor(self) -> Any:
-        if self._predictor is None:
-            import dlib
+    def load(self) -> Landmarks68:
+        """Read the predictor now (about 100 MB) rather than on the first face."""
+        _ = self._predictor_runner().predictor
+        return self
 
+    def _predictor_runner(self) -> Any:
+        if self._runner is None:
+            # the chip aligner already runs a dlib predictor on HOG-like boxes; reuse it with the 68-point model
+            from ..align import DlibChipAligner
             from ..cache import package_file
 
-            path = self.predictor_path or package_file(
-                "face_recognition_models", "models/shape_predictor_68_face_landmarks.dat", "face-recognition-models")
-            self._predictor = dlib.shape_predictor(str(path))
-        return self._predictor
+            path = self.predictor_path or str(package_file(
+                "face_recognition_models", "models/shape_predictor_68_face_landmarks.dat", "face-recognition-models"))
+            self._runner = DlibChipAligner(predictor_path=path)
+        return self._runner
 
     def points(self, rgb: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
         """``(68, 2)`` float32 points of the face whose 5 landmarks are ``(5, 2)``.
 
         dlib returns whole-pixel points, so EAR is reliable on faces of about 100 px and more.
         """
-        import dlib
-
-        from ..align import dlib_box_from_landmarks
-
-        x1, y1, x2, y2 = np.round(dlib_box_from_landmarks(np.asarray(landmarks5, np.float32)[None])[0]).astype(int)
-        shape = self.predictor(rgb, dlib.rectangle(int(x1), int(y1), int(x2) - 1, int(y2) - 1))
+        runner = self._predictor_runner()
+        lm = np.asarray(landmarks5, np.float32).reshape(1, 5, 2)
+        boxes = runner.predictor_boxes(Faces(np.zeros((1, 4)), np.ones(1), lm))
+        shape = runner.shapes(rgb, boxes)[0]
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
@@ -84,6 +87,8 @@ class BlinkDetector:
         closed_ratio: EAR below ``closed_ratio * open level`` counts as closed.
         open_ratio: EAR above ``open_ratio * open level`` counts as open again.
         max_closed_s: a closure longer than this is not a blink (eyes shut, a look down).
+        min_gap_s: a closure starting within this time of the last blink's start belongs to
+            that blink (the EAR of a half-open eye can flicker across the open threshold).
         history_s: window of the open-eye level (its 80th percentile EAR).
         min_history: EAR samples needed before any blink is counted.
 
@@ -94,6 +99,7 @@ class BlinkDetector:
     closed_ratio: float = 0.8
     open_ratio: float = 0.9
     max_closed_s: float = 0.5
+    min_gap_s: float = 0.3
     history_s: float = 3.0
     min_history: int = 5
     blinks: list[float] = field(default_factory=list)
@@ -119,7 +125,8 @@ class BlinkDetector:
             if self._closed_since is None and ear < self.closed_ratio * level:
                 self._closed_since = time_s
             elif self._closed_since is not None and ear > self.open_ratio * level:
-                if time_s - self._closed_since <= self.max_closed_s:
+                merged = bool(self.blinks) and self._closed_since - self.blinks[-1] < self.min_gap_s
+                if time_s - self._closed_since <= self.max_closed_s and not merged:
                     self.blinks.append(self._closed_since)
                     blink = True
                 self._closed_since = None
@@ -169,6 +176,9 @@ class BlinkLiveness:
 
     def forget(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
+
+    def load(self) -> None:
+        self.landmarks68.load()
 
 
 __all__ = ["LEFT_EYE", "RIGHT_EYE", "BlinkDetector", "BlinkLiveness", "Landmarks68", "eye_aspect_ratio"]

@@ -100,6 +100,12 @@ class AllOf:
         for check in self.checks:
             check.forget(track_id)
 
+    def load(self) -> None:
+        """Load the checks' models now (those that have any)."""
+        for check in self.checks:
+            if hasattr(check, "load"):
+                check.load()
+
     @property
     def available(self) -> bool:
         return bool(self.checks)

@@ -125,6 +125,17 @@ class VideoRecognizer:
         self.states: dict[int, TrackState] = {}
         self.stats = {"frames": 0, "detections": 0, "embeddings": 0}
 
+    def load(self) -> VideoRecognizer:
+        """Load every model now (detector, embedder, liveness), so the first frames are not slow."""
+        for part in (self.detector, self.liveness):
+            if hasattr(part, "load"):
+                part.load()
+        if self.embedder is not None and hasattr(self.embedder, "session"):
+            _ = self.embedder.session
+        if self.aligner is not None and hasattr(self.aligner, "predictor"):
+            _ = self.aligner.predictor
+        return self
+
     def process(self, rgb: np.ndarray, index: int, time_s: float) -> FrameResult:
         """Advance the stream by one RGB ``(H, W, 3)`` uint8 frame."""
         detected = index % self.detect_every == 0

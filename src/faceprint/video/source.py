@@ -137,7 +137,9 @@ class VideoSource:
         """Decoded frames until the source ends (or ``max_frames``); one pass per source.
 
         A background thread decodes ahead (up to 4 frames; OpenCV releases the GIL), so
-        decoding overlaps the caller's work on the previous frame.
+        decoding overlaps the caller's work on the previous frame. For live sources (cameras,
+        streams) the oldest waiting frame is dropped when the caller falls behind, so results
+        stay current instead of lagging ever further.
         """
         import queue
         import threading
@@ -152,7 +154,11 @@ class VideoSource:
         def decode() -> None:
             bgr, n = self._first, 0
             while bgr is not None and not stop.is_set() and (max_frames is None or n < max_frames):
-                frames.put(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                if self.live and frames.full():
+                    with contextlib.suppress(queue.Empty):
+                        frames.get_nowait()  # drop the stalest frame
+                frames.put(rgb)
                 n += 1
                 ok, bgr = self._cap.read()
                 if not ok:

@@ -57,7 +57,9 @@ class OnnxEmbedder:
             path = self.model_path()
             if not Path(path).is_file():
                 raise ModelLoadError(f"ONNX model not found: {path}")
-            session = open_session(path, self.threads)
+            # idle workers sleep: embed_many runs this session on a worker thread while
+            # detection and alignment run on the caller's; spinning workers would steal their cores
+            session = open_session(path, self.threads, spinning=False)
             shape = session.get_inputs()[0].shape
             if len(shape) != 4:
                 raise ModelLoadError(f"{path}: expected a 4-D image input, got shape {shape}")

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from .align import similarity_transform
 
 #: dlib's 5-point chip template in units of the unpadded chip (x, y), in the order of the
 #: 5-point predictor's parts. Recovered from ``dlib.get_face_chip_details`` (a least-squares
@@ -65,30 +64,32 @@ def chip_rects(points: np.ndarray, size: int = 150, padding: float = 0.25) -> Ch
     """dlib's chip rectangles for ``(N, 5, 2)`` 5-point predictor parts (x, y).
 
     The template (padded) is fitted to the points by a least-squares similarity from chip to
-    image; the rectangle is centred where the chip centre lands, ``size * scale`` wide.
+    image (the closed form of :func:`~faceprint.align.similarity_transform` in 2-D, for all
+    faces at once); the rectangle is centred where the chip centre lands, ``size * scale`` wide.
     """
     template = (padding + DLIB_TEMPLATE_5) / (2 * padding + 1) * size
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)
-    centre, width, angle = np.zeros((len(pts), 2)), np.zeros(len(pts)), np.zeros(len(pts))
-    for i, p in enumerate(pts):
-        sim = similarity_transform(template, p)  # chip -> image, least squares in the image
-        centre[i] = sim[:, :2] @ [size / 2.0, size / 2.0] + sim[:, 2]  # dlib: point(cols, rows) / 2.0
-        width[i] = size * math.hypot(sim[0, 0], sim[1, 0])
-        angle[i] = math.atan2(sim[1, 0], sim[0, 0])
-    return ChipRects(centre, width, angle, int(size))
+    src = template - template.mean(0)
+    dst = pts - pts.mean(1, keepdims=True)
+    denom = (src * src).sum()
+    a = (src[:, 0] * dst[..., 0] + src[:, 1] * dst[..., 1]).sum(1) / denom  # scale * cos
+    b = (src[:, 0] * dst[..., 1] - src[:, 1] * dst[..., 0]).sum(1) / denom  # scale * sin
+    # centre = mean_dst + R (size/2 - mean_src), with R = [[a, -b], [b, a]]
+    v = size / 2.0 - template.mean(0)  # dlib: point(cols, rows) / 2.0
+    centre = pts.mean(1) + np.stack([a * v[0] - b * v[1], b * v[0] + a * v[1]], axis=1)
+    return ChipRects(centre, size * np.hypot(a, b), np.arctan2(b, a), int(size))
 
 
 def _corner_maps(ltrb: np.ndarray, angle: np.ndarray, size: int) -> np.ndarray:
     """Chip->image maps sending chip pixel (0, 0), (size-1, 0), (0, size-1) to the rotated
     top-left, top-right and bottom-left corners of each ``ltrb`` rectangle (dlib's rule)."""
-    centre = np.stack([(ltrb[:, 0] + ltrb[:, 2]) / 2, (ltrb[:, 1] + ltrb[:, 3]) / 2], axis=1)
+    cx, cy = (ltrb[:, 0] + ltrb[:, 2]) / 2, (ltrb[:, 1] + ltrb[:, 3]) / 2
     cos, sin = np.cos(angle), np.sin(angle)
-    rot = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], axis=1)  # (N, 2, 2)
     step = (ltrb[:, 2] - ltrb[:, 0]) / (size - 1)
-    maps = np.zeros((len(ltrb), 2, 3))
-    maps[:, :, :2] = rot * step[:, None, None]
-    tl = ltrb[:, :2] - centre
-    maps[:, :, 2] = centre + np.einsum("nij,nj->ni", rot, tl)
+    dx, dy = ltrb[:, 0] - cx, ltrb[:, 1] - cy  # top-left corner relative to the centre
+    maps = np.empty((len(ltrb), 2, 3))
+    maps[:, 0, 0], maps[:, 0, 1], maps[:, 0, 2] = cos * step, -sin * step, cx + cos * dx - sin * dy
+    maps[:, 1, 0], maps[:, 1, 1], maps[:, 1, 2] = sin * step, cos * step, cy + sin * dx + cos * dy
     return maps
 
 
@@ -140,7 +141,8 @@ def cut_chips(rgb: np.ndarray, rects: ChipRects) -> np.ndarray:
         down[more] = _rect_down(down[more])
         depth += more
         grow[more] = grow[more] * 2 + 2
-    corners = np.einsum("nij,kj->nki", rects.maps()[:, :, :2], _CORNERS(size)) + rects.maps()[:, None, :, 2]
+    maps = rects.maps()
+    corners = np.einsum("nij,kj->nki", maps[:, :, :2], _corners(size)) + maps[:, None, :, 2]
     lo = np.maximum(corners.min(1) - grow[:, None], 0)
     hi = np.minimum(corners.max(1) + grow[:, None], [w - 1, h - 1])
     ok = (hi >= lo).all(1)
@@ -151,28 +153,32 @@ def cut_chips(rgb: np.ndarray, rects: ChipRects) -> np.ndarray:
     levels = [rgb[y0:y1 + 1, x0:x1 + 1]]
     for _ in range(int(depth.max())):
         levels.append(_pyramid_down(levels[-1]))
-    local = ltrb - [x0, y0, x0, y0]
     level = np.zeros(n, np.int64)
-    while True:
-        more = _area(_rect_down(local)) > size * size
-        if not more.any():
-            break
-        local[more] = _rect_down(local[more])
-        level += more
-    maps = _corner_maps(local, rects.angle, size)
+    if depth.any():
+        local = ltrb - [x0, y0, x0, y0]
+        while True:
+            more = _area(_rect_down(local)) > size * size
+            if not more.any():
+                break
+            local[more] = _rect_down(local[more])
+            level += more
+        maps = _corner_maps(local, rects.angle, size)
+    else:  # no pyramid: the same maps, in the region's coordinates
+        maps = maps.copy()
+        maps[:, :, 2] -= (x0, y0)
     for i in np.nonzero(ok)[0]:
         out[i] = _sample(levels[min(int(level[i]), len(levels) - 1)], maps[i], size, cv2)
     return out
 
 
-def _CORNERS(size: int) -> np.ndarray:
+def _corners(size: int) -> np.ndarray:
     return np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], np.float64)
 
 
 def _sample(src: np.ndarray, m: np.ndarray, size: int, cv2: Any) -> np.ndarray:
     """One chip through chip->``src`` map ``m``: float bilinear, truncated, black outside."""
     sh, sw = src.shape[:2]
-    reach = _CORNERS(size) @ m[:, :2].T + m[:, 2]
+    reach = _corners(size) @ m[:, :2].T + m[:, 2]
     x0, y0 = (max(0, int(math.floor(v)) - 1) for v in reach.min(0))
     x1, y1 = min(sw, int(math.ceil(reach[:, 0].max())) + 2), min(sh, int(math.ceil(reach[:, 1].max())) + 2)
     if x1 <= x0 or y1 <= y0:

@@ -100,3 +100,29 @@ def test_onnx_detector_and_embedder_from_paths() -> None:
     diff = onnx_pipe.verify(biden[0], shared("people", "obama.jpg"))
     assert same.distance < diff.distance
     assert same.model_id.startswith("onnx:mobilefacenet:")
+
+
+def test_pipelined_embed_many_equals_one_by_one_across_batches(pipe: FacePipeline) -> None:
+    """batch_size 2 flushes a batch to the worker thread every one or two images; images
+    come from a generator and include a faceless one, so batches end mid-stream."""
+    from faceprint import load_image
+
+    paths = [shared("people", "two_people.jpg"), shared("people", "obama.jpg"), None,
+             shared("people", "biden.jpg"), shared("people", "two_people.jpg")]
+    small = FacePipeline(detector=pipe.detector, embedder=create_embedder("dlib_resnet", batch_size=2))
+    seen: list[int] = []
+
+    def images():
+        for p in paths:
+            yield np.full((120, 160, 3), 127, np.uint8) if p is None else load_image(p)
+
+    together = small.embed_many(images(), on_image=seen.append)
+    assert seen == list(range(len(paths)))
+    assert [len(r) for r in together] == [2, 1, 0, 1, 2]
+    for p, result in zip(paths, together):
+        if p is None:
+            assert result.embeddings.vectors.shape == (0, 128)
+            continue
+        alone = pipe.embed(p)
+        np.testing.assert_allclose(result.embeddings.vectors, alone.embeddings.vectors, atol=1e-5)
+        assert result.embeddings.model_id == alone.embeddings.model_id

@@ -13,6 +13,7 @@ from faceprint import ConfigError, FacePipeline, create_embedder
 from faceprint.cli import app
 from faceprint.embedders.base import OnnxEmbedder
 from faceprint.embedders.dlib_resnet import DLIB_RESNET_SPEC
+from faceprint.embedders.tta import jitter_transforms
 from faceprint.spec import ModelSpec
 
 from .conftest import shared
@@ -114,6 +115,49 @@ def test_flip_averages_before_normalisation() -> None:
     session.calls.clear()
     np.testing.assert_allclose(emb.embed(chips).vectors, expected, atol=1e-5)
     assert session.calls == [4, 4, 2]  # chips and mirrors share a call, batch_size per call
+
+
+# -- jitter averaging -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def jittered() -> Any:
+    return create_embedder("dlib_resnet", jitter=3)
+
+
+def test_jitter_equals_mean_over_jittered_copies(chips: np.ndarray, plain: Any, jittered: Any) -> None:
+    """Reference: every jittered copy warped one by one with a plain cv2 call, embedded plainly."""
+    import cv2
+
+    maps, mirror = jitter_transforms(3, 150, seed=0)
+    views = [plain.embed(chips).vectors.astype(np.float64)]
+    for m, flip in zip(maps, mirror):
+        copies = []
+        for chip in chips:
+            warped = cv2.warpAffine(chip, m, (150, 150), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                    borderMode=cv2.BORDER_REFLECT_101)
+            copies.append(warped[:, ::-1] if flip else warped)
+        views.append(plain.embed(np.stack(copies)).vectors)
+    np.testing.assert_allclose(jittered.embed(chips).vectors, np.mean(views, axis=0), atol=1e-5)
+    assert jittered.describe()["jitter"] == 3
+
+
+def test_jitter_is_deterministic_and_batch_consistent(chips: np.ndarray, jittered: Any) -> None:
+    again = create_embedder("dlib_resnet", jitter=3, batch_size=3)  # one chip per call with its 3 copies
+    np.testing.assert_allclose(again.embed(chips).vectors, jittered.embed(chips).vectors, atol=1e-5)
+    other_seed = create_embedder("dlib_resnet", jitter=3, seed=1)
+    assert not np.allclose(other_seed.embed(chips[:2]).vectors, jittered.embed(chips[:2]).vectors, atol=1e-4)
+
+
+def test_jitter_transforms_stay_small() -> None:
+    maps, mirror = jitter_transforms(200, 150, seed=5)
+    scale = np.hypot(maps[:, 0, 0], maps[:, 1, 0])  # jittered -> source: 1 / zoom
+    angle = np.degrees(np.arctan2(maps[:, 1, 0], maps[:, 0, 0]))
+    centre = np.full(2, 74.5)
+    moved = np.einsum("nij,j->ni", maps[:, :, :2], centre) + maps[:, :, 2] - centre
+    assert ((1 / scale >= 1.01) & (1 / scale <= 1.03)).all() and (np.abs(angle) <= 3).all()
+    assert (np.abs(moved) <= 0.02 * 150 + 1e-9).all() and 0.3 < mirror.mean() < 0.7
+    with pytest.raises(ConfigError, match="jitter must be >= 0"):
+        create_embedder("dlib_resnet", jitter=-1)
 
 
 # -- calibrated thresholds in the spec -----------------------------------------------------------

@@ -133,14 +133,26 @@ class DlibChipAligner(Aligner):
         padding: dlib's chip padding (0.25 is what the ResNet was trained with).
         box_from_landmarks: give the predictor HOG-like boxes built from the detector's
             landmarks rather than the detector's own boxes (see :func:`dlib_box_from_landmarks`).
+        chip_backend: ``"opencv"`` (default) cuts the chips with :mod:`faceprint.dlib_chip`
+            (dlib's geometry and pyramid, OpenCV sampling, no GIL held; equal to dlib's chips
+            but for about 1 value in 20,000 off by one); ``"dlib"`` calls
+            ``dlib.get_face_chips`` (bit-identical, ~0.3 ms more per image on LFW).
+
+    Raises:
+        ConfigError: unknown ``chip_backend``.
     """
 
     template = "dlib_150"
+    CHIP_BACKENDS = ("opencv", "dlib")
 
-    def __init__(self, predictor_path: str | None = None, padding: float = 0.25, box_from_landmarks: bool = True) -> None:
+    def __init__(self, predictor_path: str | None = None, padding: float = 0.25, box_from_landmarks: bool = True,
+                 chip_backend: str = "opencv") -> None:
+        if chip_backend not in self.CHIP_BACKENDS:
+            raise ConfigError(f"chip_backend must be one of {self.CHIP_BACKENDS}, got {chip_backend!r}")
         self.predictor_path = predictor_path
         self.padding = float(padding)
         self.box_from_landmarks = bool(box_from_landmarks)
+        self.chip_backend = chip_backend
         self._predictor: Any = None
 
     @property
@@ -174,20 +186,34 @@ class DlibChipAligner(Aligner):
             out.append(self.predictor(rgb, dlib.rectangle(int(x1), int(y1), int(x2) - 1, int(y2) - 1)))
         return out
 
-    def _align(self, rgb: np.ndarray, faces: Faces) -> AlignedFaces:
-        import dlib
+    def points(self, rgb: np.ndarray, faces: Faces) -> np.ndarray:
+        """``(N, 5, 2)`` predictor points; reused from ``faces.extras["dlib_shape5"]`` when
+        present (e.g. the HOG detector already ran the predictor)."""
+        if "dlib_shape5" in faces.extras:
+            return np.asarray(faces.extras["dlib_shape5"], np.float32)
+        shapes = self.shapes(rgb, self.predictor_boxes(faces))
+        return np.array([[(p.x, p.y) for p in s.parts()] for s in shapes], dtype=np.float32).reshape(-1, 5, 2)
 
-        if "dlib_shape5" in faces.extras:  # e.g. the HOG detector already ran the predictor
-            points = faces.extras["dlib_shape5"]
-            shapes = [dlib.full_object_detection(dlib.rectangle(*map(int, box)), [dlib.point(*map(round, p)) for p in pts])
-                      for box, pts in zip(faces.xyxy, points)]
+    def _align(self, rgb: np.ndarray, faces: Faces) -> AlignedFaces:
+        from .dlib_chip import chip_rects, cut_chips, image_to_chip
+
+        points = self.points(rgb, faces)
+        rects = chip_rects(points, TEMPLATES[self.template], self.padding)
+        if self.chip_backend == "dlib":
+            import dlib
+
+            shapes = [dlib.full_object_detection(dlib.rectangle(0, 0, 1, 1), [dlib.point(*map(round, p)) for p in pts])
+                      for pts in points]
+            chips = np.stack([np.asarray(c) for c in dlib.get_face_chips(rgb, dlib.full_object_detections(shapes),
+                                                                        TEMPLATES[self.template], self.padding)])
         else:
-            shapes = self.shapes(rgb, self.predictor_boxes(faces))
-            points = np.array([[(p.x, p.y) for p in s.parts()] for s in shapes], dtype=np.float32)
-        chips = dlib.get_face_chips(rgb, dlib.full_object_detections(shapes), 150, self.padding)
-        extras = dict(faces.extras, dlib_shape5=np.asarray(points, np.float32))
+            chips = cut_chips(rgb, rects)
+        extras = dict(faces.extras, dlib_shape5=points)
         out_faces = Faces(faces.xyxy, faces.score, faces.landmarks, faces.track_id, extras)
-        return AlignedFaces(np.stack([np.asarray(c) for c in chips]).astype(np.uint8), self.template, out_faces)
+        return AlignedFaces(chips.astype(np.uint8), self.template, out_faces, image_to_chip(rects.maps()))
+
+    def describe(self) -> dict[str, Any]:
+        return {"template": self.template, "padding": self.padding, "chip_backend": self.chip_backend}
 
 
 def create_aligner(template: str) -> Aligner:

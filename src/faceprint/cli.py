@@ -26,6 +26,8 @@ DetectorOpt = typer.Option("mtcnn", "--detector", help="Detector name (see `face
 ModelOpt = typer.Option("dlib_resnet", "--model", help="Embedder name (see `faceprint models`) or .onnx path.")
 FlipOpt = typer.Option(False, "--flip", help="Test-time augmentation: average each face's embedding with its "
                                             "mirror image's (about 2x embedding time).")
+JitterOpt = typer.Option(0, "--jitter", min=0, help="Test-time augmentation: also average N fixed jittered copies "
+                                                   "of each face (about N+1 times the embedding time).")
 
 
 @app.callback()
@@ -58,16 +60,17 @@ def _emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=None) + "\n")
 
 
-def _embedder_options(flip: bool) -> dict[str, Any]:
+def _embedder_options(flip: bool, jitter: int = 0) -> dict[str, Any]:
     """Constructor options for ``create_embedder`` (only those set, so any backend accepts them)."""
-    return {"flip": True} if flip else {}
+    return {**({"flip": True} if flip else {}), **({"jitter": jitter} if jitter else {})}
 
 
-def _pipeline(detector: str, model: str, calibration: Optional[Path] = None, flip: bool = False) -> Any:
+def _pipeline(detector: str, model: str, calibration: Optional[Path] = None, flip: bool = False,
+              jitter: int = 0) -> Any:
     from .pipeline import FacePipeline
     from .registry import create_detector, create_embedder
 
-    embedder = create_embedder(model, **_embedder_options(flip))
+    embedder = create_embedder(model, **_embedder_options(flip, jitter))
     return FacePipeline(detector=create_detector(detector), embedder=embedder, calibration=calibration)
 
 
@@ -111,14 +114,14 @@ def embed(images: List[Path] = typer.Argument(..., help="Image files."),
           aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned chips of the model's input size."),
           batch_size: int = typer.Option(32, "--batch-size", min=1, help="Faces per inference call."),
           threads: int = typer.Option(0, "--threads", min=0, help="Inference threads (0 = all cores)."),
-          flip: bool = FlipOpt, as_json: bool = JsonOpt) -> None:
+          flip: bool = FlipOpt, jitter: int = JitterOpt, as_json: bool = JsonOpt) -> None:
     """Embed every face of every image (in input order)."""
 
     def body() -> None:
         from .registry import create_detector, create_embedder
         from .pipeline import FacePipeline
 
-        embedder = create_embedder(model, batch_size=batch_size, threads=threads, **_embedder_options(flip))
+        embedder = create_embedder(model, batch_size=batch_size, threads=threads, **_embedder_options(flip, jitter))
         pipe = FacePipeline(detector=_NoDetector() if aligned else create_detector(detector), embedder=embedder)
         if aligned:
             vectors = pipe.embed_aligned(images)
@@ -151,11 +154,11 @@ def verify(image_a: Path = typer.Argument(..., help="First image."),
            calibration: Optional[Path] = typer.Option(
                None, "--calibration",
                help="Calibration JSON from `faceprint calibrate`: its threshold, plus a match probability."),
-           flip: bool = FlipOpt, as_json: bool = JsonOpt) -> None:
+           flip: bool = FlipOpt, jitter: int = JitterOpt, as_json: bool = JsonOpt) -> None:
     """Same person? Compares the largest face of each image (or face --face)."""
 
     def body() -> None:
-        pipe = _pipeline(detector, model, calibration=calibration, flip=flip)
+        pipe = _pipeline(detector, model, calibration=calibration, flip=flip, jitter=jitter)
         result = pipe.verify(image_a, image_b, face=face, threshold=threshold)
         probability = pipe.match_probability(result.distance)
         if as_json:
@@ -215,7 +218,7 @@ PairsOpt = typer.Option(..., "--pairs", help="LFW pairs file (pairs.txt, pairsDe
                                              "or a CSV 'path_a,path_b,same'.")
 RootOpt = typer.Option(None, "--root", help="LFW image folder (<root>/<Name>/<Name>_0001.jpg); for a CSV, the "
                                             "folder its relative paths start from. Default: the pairs file's folder, or its images/ subfolder.")
-ChunkOpt = typer.Option(64, "--chunk", min=1, help="Images per embed_many call.")
+ChunkOpt = typer.Option(512, "--chunk", min=1, help="Images per embed_many call (images stream through it).")
 
 
 def _distances(pipe: Any, pairs: Any, chunk: int) -> Any:
@@ -232,7 +235,7 @@ def eval_lfw(pairs_file: Path = PairsOpt, root: Optional[Path] = RootOpt,
              json_out: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here ('-' = stdout)."),
              plot: Optional[Path] = typer.Option(None, "--plot", help="Write a ROC + DET plot (PNG) here."),
              model: str = ModelOpt, detector: str = DetectorOpt, chunk: int = ChunkOpt,
-             flip: bool = FlipOpt) -> None:
+             flip: bool = FlipOpt, jitter: int = JitterOpt) -> None:
     """LFW-protocol verification benchmark: accuracy, AUC, EER, TAR@FAR, speed.
 
     View 2 (pairs.txt) reports 10-fold accuracy; View 1 and CSV files have one split, so the
@@ -244,9 +247,9 @@ def eval_lfw(pairs_file: Path = PairsOpt, root: Optional[Path] = RootOpt,
         from .evaluation.pairs import read_pairs
 
         pairs = read_pairs(pairs_file, root)
-        pipe = _pipeline(detector, model, flip=flip)
+        pipe = _pipeline(detector, model, flip=flip, jitter=jitter)
         rep = report(_distances(pipe, pairs, chunk), pairs, pipe.spec.model_id, detector, pipe.spec.metric,
-                     pipe.threshold, flip=flip)
+                     pipe.threshold, flip=flip, jitter=jitter)
         if plot is not None:
             from .evaluation.plots import plot_roc_det
 

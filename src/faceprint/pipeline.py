@@ -113,25 +113,53 @@ class FacePipeline:
         """Detect (unless ``faces`` is given), align and embed every face of one image."""
         return self.embed_many([image], faces=None if faces is None else [faces])[0]
 
-    def embed_many(self, images: Sequence[ImageInput], faces: Sequence[Faces] | None = None,
+    def embed_many(self, images: Iterable[ImageInput], faces: Sequence[Faces] | None = None,
                    on_image: Callable[[int], None] | None = None) -> list[FaceEmbeddings]:
         """Embed every face of every image; chips of all images share embedder batches.
 
+        Pipelined: whenever a full embedder batch of chips is ready it is embedded on a
+        worker thread while the calling thread detects and aligns the next images (ONNX
+        Runtime releases the GIL), so the two stages overlap on a multi-core machine. The
+        vectors are those of one sequential call. ``images`` may be a generator: each image
+        is read when its turn comes and only its faces are kept, not its pixels or chips.
+
         ``on_image(i)`` is called after image ``i`` is detected and aligned (for progress bars).
+
+        Raises:
+            ImageDecodeError: an image cannot be read.
         """
-        aligned: list[AlignedFaces] = []
-        for i, image in enumerate(images):
-            aligned.append(self.align(image, None if faces is None else faces[i]))
-            if on_image is not None:
-                on_image(i)
-        size = self.spec.input_size
-        chips = np.concatenate([a.chips for a in aligned]) if aligned else np.zeros((0, size, size, 3), np.uint8)
-        vectors = self.embedder.embed(AlignedFaces(chips, self.aligner.template))
+        from concurrent.futures import ThreadPoolExecutor
+
+        flush = max(1, int(getattr(self.embedder, "batch_size", 32)))
+        found: list[Faces] = []
+        pending: list[np.ndarray] = []
+        batches = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceprint-embed") as worker:
+            for i, image in enumerate(images):
+                aligned = self.align(image, None if faces is None else faces[i])
+                found.append(aligned.faces)
+                pending.append(aligned.chips)
+                if sum(len(c) for c in pending) >= flush:
+                    batches.append(worker.submit(self._embed_chips, np.concatenate(pending)))
+                    pending = []
+                if on_image is not None:
+                    on_image(i)
+            if pending or not batches:
+                batches.append(worker.submit(self._embed_chips, self._stack_chips(pending)))
+            parts = [b.result() for b in batches]
+        vectors = Embeddings(np.concatenate([p.vectors for p in parts]), parts[0].model_id, parts[0].metric)
         out, start = [], 0
-        for a in aligned:
-            out.append(FaceEmbeddings(a.faces, vectors[np.arange(start, start + len(a))]))
-            start += len(a)
+        for f in found:
+            out.append(FaceEmbeddings(f, vectors[start:start + len(f)]))
+            start += len(f)
         return out
+
+    def _stack_chips(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        size = self.spec.input_size
+        return np.concatenate(chips) if chips else np.zeros((0, size, size, 3), np.uint8)
+
+    def _embed_chips(self, chips: np.ndarray) -> Embeddings:
+        return self.embedder.embed(AlignedFaces(chips, self.aligner.template))
 
     def embed_aligned(self, chips: np.ndarray | Iterable[ImageInput]) -> Embeddings:
         """Embed already aligned chips of the model's input size (array or images).

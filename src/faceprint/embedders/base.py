@@ -31,14 +31,19 @@ class OnnxEmbedder:
     """
 
     def __init__(self, path: str | Path | None, spec: ModelSpec, batch_size: int = 32, threads: int = 0,
-                 flip: bool = False) -> None:
+                 flip: bool = False, jitter: int = 0, seed: int = 0) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if int(jitter) < 0:
+            raise ConfigError(f"jitter must be >= 0, got {jitter}")
         self.path = None if path is None else Path(path)
         self.spec = spec
         self.batch_size = int(batch_size)
         self.threads = int(threads)
         self.flip = bool(flip)
+        self.jitter = int(jitter)
+        self.seed = int(seed)
+        self._jitters: tuple[np.ndarray, np.ndarray] | None = None
         self._session: Any = None
         self._layout = "NCHW"
         self._max_batch = self.batch_size
@@ -57,7 +62,9 @@ class OnnxEmbedder:
             path = self.model_path()
             if not Path(path).is_file():
                 raise ModelLoadError(f"ONNX model not found: {path}")
-            session = open_session(path, self.threads)
+            # idle workers sleep: embed_many runs this session on a worker thread while
+            # detection and alignment run on the caller's; spinning workers would steal their cores
+            session = open_session(path, self.threads, spinning=False)
             shape = session.get_inputs()[0].shape
             if len(shape) != 4:
                 raise ModelLoadError(f"{path}: expected a 4-D image input, got shape {shape}")
@@ -99,19 +106,27 @@ class OnnxEmbedder:
             raise ConfigError(f"chips must be {size}x{size}, got {chips.shape[2]}x{chips.shape[1]}")
         self.session  # opening the session sets the model's batch limit (_max_batch)
         out = np.zeros((len(chips), self.spec.dim), dtype=np.float32)
-        # with flip, each step runs chips and their mirrors together: half as many chips per step
-        step = max(1, self._max_batch // 2) if self.flip else self._max_batch
+        # each step runs its chips and all their views (mirror, jitters) together
+        n_views = 1 + self.flip + self.jitter
+        step = max(1, self._max_batch // n_views)
         for start in range(0, len(chips), step):
             part = chips[start : start + step]
             n = len(part)
-            if self.flip:
-                raw = self._infer(np.concatenate([part, part[:, :, ::-1]]))
-                out[start : start + n] = (raw[:n].astype(np.float64) + raw[n:]) / 2
-            else:
-                out[start : start + n] = self._infer(part)
+            views = [part, part[:, :, ::-1]] if self.flip else [part]
+            if self.jitter:
+                views.append(self._jitter(part))
+            raw = self._infer(np.concatenate(views)).astype(np.float64)
+            out[start : start + n] = raw.reshape(n_views, n, -1).mean(0)
         if self.spec.normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return Embeddings(out, self.spec.model_id, self.spec.metric)
 
+    def _jitter(self, chips: np.ndarray) -> np.ndarray:
+        from .tta import jitter_chips, jitter_transforms
+
+        if self._jitters is None:
+            self._jitters = jitter_transforms(self.jitter, self.spec.input_size, self.seed)
+        return jitter_chips(chips, *self._jitters)
+
     def describe(self) -> dict[str, Any]:
-        return {**self.spec.to_dict(), "batch_size": self.batch_size, "flip": self.flip}
+        return {**self.spec.to_dict(), "batch_size": self.batch_size, "flip": self.flip, "jitter": self.jitter}

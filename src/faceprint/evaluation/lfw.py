@@ -9,7 +9,7 @@ often show other people near the edges):
   handed to the pipeline's aligner, i.e. the chip is cut as if the face filled the central
   region. Such images are counted in ``no_face``.
 
-Each unique image is embedded once, in chunks through :meth:`FacePipeline.embed_many`.
+Each unique image is embedded once, streamed through :meth:`FacePipeline.embed_many`.
 """
 
 from __future__ import annotations
@@ -50,9 +50,13 @@ def centre_fallback(image_hw: tuple[int, int], fraction: float = FALLBACK_FRACTI
     return Faces(np.array([[x1, y1, x1 + side, y1 + side]]), np.zeros(1), landmarks[None])
 
 
-def embed_images(pipe: Any, paths: Sequence[Any], chunk: int = 64,
+def embed_images(pipe: Any, paths: Sequence[Any], chunk: int = 512,
                  on_image: Callable[[int], None] | None = None) -> tuple[Embeddings, np.ndarray]:
     """One embedding per image (centre face, else the centre fallback).
+
+    Images stream through :meth:`FacePipeline.embed_many` ``chunk`` at a time (each is read
+    when the pipeline reaches it), so detection of later images overlaps embedding of earlier
+    ones; images with no face are read again for the fallback.
 
     Returns ``(embeddings (N, D), no_face (N,) bool)``.
 
@@ -63,18 +67,25 @@ def embed_images(pipe: Any, paths: Sequence[Any], chunk: int = 64,
     vectors = np.zeros((len(paths), spec.dim), np.float32)
     no_face = np.zeros(len(paths), bool)
     for start in range(0, len(paths), chunk):
-        images = [load_image(p) for p in paths[start:start + chunk]]
+        shapes: list[tuple[int, int]] = []
+
+        def read(batch: Sequence[Any] = paths[start:start + chunk]) -> Any:
+            for path in batch:
+                rgb = load_image(path)
+                shapes.append(rgb.shape[:2])
+                yield rgb
+
         done = (lambda i: on_image(start + i)) if on_image is not None else None
-        results = pipe.embed_many(images, on_image=done)
+        results = pipe.embed_many(read(), on_image=done)
         missing = []
-        for i, (rgb, res) in enumerate(zip(images, results)):
+        for i, (hw, res) in enumerate(zip(shapes, results)):
             if len(res) == 0:
                 missing.append(i)
             else:
-                vectors[start + i] = res.embeddings.vectors[centre_face(res.faces, rgb.shape[:2])]
+                vectors[start + i] = res.embeddings.vectors[centre_face(res.faces, hw)]
         if missing:
-            fallback = pipe.embed_many([images[i] for i in missing],
-                                       faces=[centre_fallback(images[i].shape[:2]) for i in missing])
+            fallback = pipe.embed_many([load_image(paths[start + i]) for i in missing],
+                                       faces=[centre_fallback(shapes[i]) for i in missing])
             for i, res in zip(missing, fallback):
                 vectors[start + i] = res.embeddings.vectors[0]
                 no_face[start + i] = True
@@ -102,7 +113,7 @@ class PairDistances:
         return self.n_images / self.seconds if self.seconds > 0 else float("nan")
 
 
-def pair_distances(pipe: Any, pairs: PairSet, chunk: int = 64,
+def pair_distances(pipe: Any, pairs: PairSet, chunk: int = 512,
                    on_image: Callable[[int], None] | None = None) -> PairDistances:
     """Embed the unique images of ``pairs`` once each and measure every pair's distance."""
     paths, a_idx, b_idx = pairs.unique_images()
@@ -145,6 +156,7 @@ class EvalReport:
     distances: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, bool))
     flip: bool = False
+    jitter: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready report (distances and labels left out)."""
@@ -163,9 +175,9 @@ def _rounded(value: Any) -> Any:
 
 
 def report(dist: PairDistances, pairs: PairSet, model_id: str, detector: str, metric: str,
-           default_threshold: float, flip: bool = False) -> EvalReport:
+           default_threshold: float, flip: bool = False, jitter: int = 0) -> EvalReport:
     """Metrics from measured distances (see :mod:`faceprint.evaluation.metrics`); ``flip``
-    (flip-averaged embeddings) is only recorded."""
+    (flip-averaged embeddings) and ``jitter`` (jittered copies averaged) are only recorded."""
     d, y = dist.distances, dist.labels
     folds = metrics.kfold_accuracy(d, y, dist.folds)
     if pairs.n_folds > 1:
@@ -186,11 +198,11 @@ def report(dist: PairDistances, pairs: PairSet, model_id: str, detector: str, me
         accuracy_at_default_threshold=metrics.accuracy_at(d, y, default_threshold),
         auc=metrics.auc(d, y), eer=rate, eer_threshold=eer_t, tar_at_far=tar, threshold_at_far=thr,
         no_face=dist.no_face, n_images=dist.n_images, images_per_s=dist.images_per_s, seconds=dist.seconds,
-        distances=d, labels=y, flip=bool(flip),
+        distances=d, labels=y, flip=bool(flip), jitter=int(jitter),
     )
 
 
-def evaluate(pipe: Any, pairs: PairSet, detector: str = "", chunk: int = 64,
+def evaluate(pipe: Any, pairs: PairSet, detector: str = "", chunk: int = 512,
              on_image: Callable[[int], None] | None = None) -> EvalReport:
     """Run ``pipe`` over ``pairs`` and report accuracy (LFW protocol), AUC, EER and TAR@FAR.
 
@@ -203,7 +215,7 @@ def evaluate(pipe: Any, pairs: PairSet, detector: str = "", chunk: int = 64,
     """
     dist = pair_distances(pipe, pairs, chunk, on_image)
     return report(dist, pairs, pipe.spec.model_id, detector, pipe.spec.metric, pipe.threshold,
-                  flip=bool(getattr(pipe.embedder, "flip", False)))
+                  flip=bool(getattr(pipe.embedder, "flip", False)), jitter=int(getattr(pipe.embedder, "jitter", 0)))
 
 
 def format_report(rep: EvalReport) -> str:
@@ -211,7 +223,8 @@ def format_report(rep: EvalReport) -> str:
     rows = [
         ("pairs", f"{rep.n_pairs} ({rep.n_same} same, {rep.n_different} different) from {rep.pairs_file}"),
         ("model", f"{rep.model_id} ({rep.metric}), detector {rep.detector or '?'}"
-                  + (", flip-averaged" if rep.flip else "")),
+                  + (", flip-averaged" if rep.flip else "")
+                  + (f", {rep.jitter} jitters averaged" if rep.jitter else "")),
         ("protocol", rep.protocol),
         ("accuracy", f"{rep.accuracy_mean:.4f} +/- {rep.accuracy_std:.4f}"),
         ("thresholds", ", ".join(f"{t:.4f}" for t in rep.thresholds)),

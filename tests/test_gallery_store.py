@@ -211,3 +211,10 @@ def test_empty_gallery_identifies_nobody(gallery) -> None:
     res = gallery.identify(emb(np.zeros((2, 128))), threshold=0.6)
     assert [r.name for r in res] == [None, None] and res[0].to_dict()["distance"] is None
     assert gallery.identify(emb(np.zeros((0, 128)))) == []
+
+
+def test_people_without_samples_identify_nobody(gallery) -> None:
+    """A person created (as the web page does) before any face is added: identify answers unknown."""
+    gallery.add_person("ada")
+    res = gallery.identify(emb(np.zeros((1, 128))), threshold=0.6)
+    assert [r.name for r in res] == [None]

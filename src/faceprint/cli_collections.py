@@ -18,7 +18,7 @@ IndexDbOpt = typer.Option(..., "--db", help="SQLite database of the photo index 
 AlgorithmOpt = typer.Option("hdbscan", "--algorithm",
                             help="hdbscan (default), chinese_whispers, agglomerative, dbscan or kmeans.")
 ThresholdOpt = typer.Option(None, "--threshold", help="Distance threshold (default: chosen per algorithm and "
-                                                      "model, see docs/readme_collections.md).")
+                                                      "model, see the README, Photo collections).")
 KOpt = typer.Option(None, "--k", min=1,
                     help="Number of people (kmeans; agglomerative cuts at k instead of a threshold).")
 MinSizeOpt = typer.Option(2, "--min-cluster-size", min=2, help="hdbscan: smallest cluster.")

@@ -27,7 +27,7 @@ Either way the margin test then rejects when the second-best identity is closer 
 ``best + margin``.
 
 On LFW View 1 (one enrolled photo per person, half the people used to choose
-``ratio_threshold = 0.86`` and ``cohort_k = 5``; see ``docs/readme_gallery.md``), plain
+``ratio_threshold = 0.86`` and ``cohort_k = 5``; see the README (Galleries)), plain
 thresholding at 0.6 accepts ~79% of strangers, and a distance threshold holding strangers
 to 2% identifies only ~64%; the ratio identifies ~83% at 2%.
 """

@@ -77,9 +77,9 @@ _STATUS: list[tuple[type[BaseException], int]] = [
     (fe.PersonNotFoundError, 404),
     (fe.PersonExistsError, 409),
     (fe.EnrollmentError, 422),
-    (fe.GalleryError, 500),
+    (fe.GalleryError, 500),  # storage failure: details stay in the server log
     (fe.UnknownClusterError, 404),
-    (fe.CollectionError, 409),  # e.g. the photo index mixes models  # storage failure: details stay in the server log
+    (fe.CollectionError, 409),  # e.g. the photo index mixes models
     (fe.ImageDecodeError, 422),
     (fe.NoFaceError, 422),
     (fe.ModelMismatchError, 409),

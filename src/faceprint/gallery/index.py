@@ -131,6 +131,15 @@ class UsearchIndex:
         if len(ids):
             self._index.remove(ids)
 
+    @property
+    def expansion_search(self) -> int:
+        """HNSW search width (ef): larger is slower and finds the true neighbours more often."""
+        return int(self._index.expansion_search)
+
+    @expansion_search.setter
+    def expansion_search(self, ef: int) -> None:
+        self._index.expansion_search = int(ef)
+
     def search(self, queries: np.ndarray, k: int, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
         q = np.asarray(queries, np.float32).reshape(-1, self.dim)
         out_d = np.full((len(q), k), np.inf, np.float32)

@@ -121,8 +121,12 @@ class UsearchIndex:
             v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
         return np.clip(np.rint(v * self.scale), -127, 127).astype(np.int8)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray, threads: int = 0) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, threads: int | None = None) -> None:
+        """Insert vectors; ``threads=None`` builds small batches (< 10,000) on one thread, so the
+        graph (and every search result) is reproducible, and large ones on all cores (0)."""
         ids = np.asarray(ids, np.uint64).reshape(-1)
+        if threads is None:
+            threads = 1 if len(ids) < 10_000 else 0
         if len(ids):
             self._index.add(ids, self._encode(vectors), threads=threads)
 

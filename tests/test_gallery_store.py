@@ -218,3 +218,6 @@ def test_people_without_samples_identify_nobody(gallery) -> None:
     gallery.add_person("ada")
     res = gallery.identify(emb(np.zeros((1, 128))), threshold=0.6)
     assert [r.name for r in res] == [None]
+    vecs, _ = people_vectors(1, 2)
+    gallery.add_faces("ada", emb(vecs))  # the search index learns the dimension only now
+    assert [r.name for r in gallery.identify(emb(vecs[:1]), threshold=0.6)] == ["ada"]

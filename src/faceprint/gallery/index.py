@@ -63,9 +63,10 @@ class ExactIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Rank by ``|v|^2 - 2 q.v`` (one matrix product), then compute true distances for the top ``k``."""
+        if len(self._ids) == 0:  # nothing to rank (people without samples yet)
+            n_queries = len(np.atleast_2d(queries))
+            return np.full((n_queries, k), np.inf, np.float32), np.full((n_queries, k), -1, np.int64)
         q = self._prepare(queries)
-        if len(self._ids) == 0:  # people without samples yet: nothing to rank
-            return np.full((len(q), k), np.inf, np.float32), np.full((len(q), k), -1, np.int64)
         rank = (-q @ self._vectors.T) if self.metric == "cosine" else (self._sq[None, :] - 2.0 * (q @ self._vectors.T))
         score, ids = _topk(rank, np.arange(len(self._ids)), k)
         found = ids >= 0

@@ -341,7 +341,9 @@ class SqliteGallery(Gallery):
                         np.int64).reshape(-1, 2)
         self._names = dict(self._conn.execute("SELECT id, name FROM people").fetchall())
         want_ann = self._want_ann(len(rows))
-        if self._index is None or want_ann != (type(self._index).__name__ == "UsearchIndex"):
+        # a new index also when the dimension became known (people were created before any face)
+        if (self._index is None or self._index.dim != (self.dim or 1)
+                or want_ann != (type(self._index).__name__ == "UsearchIndex")):
             self._index = self._new_index(want_ann)
         have = np.sort(self._index.ids())
         to_add = np.setdiff1d(rows[:, 0], have, assume_unique=True)

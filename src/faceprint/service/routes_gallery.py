@@ -38,16 +38,7 @@ class Merge(BaseModel):
 
 
 def _identify(state: Any, upload: Upload, threshold: Optional[float], top_k: int) -> dict[str, Any]:
-    rgb = state.decode(upload)
-    if state.gallery.sample_count() == 0:
-        # No face enrolled yet (people may exist): all faces are unknown. Searching an empty
-        # exact index raises IndexError in gallery 0bcb27e (ExactIndex.search); remove when fixed.
-        from ..gallery import FaceResult, Identification
-
-        found = state.pipeline.embed(rgb)
-        results = [FaceResult.of(box, Identification(None, float("inf"))) for box in found.faces.xyxy]
-    else:
-        results = state.recognizer.identify(rgb, threshold=threshold, top_k=top_k)
+    results = state.recognizer.identify(state.decode(upload), threshold=threshold, top_k=top_k)
     state.metrics.faces.inc(len(results))
     return {"image": upload.name, "faces": [r.to_record() for r in results]}
 

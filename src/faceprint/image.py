@@ -22,6 +22,9 @@ ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, np.nda
 #: Default upper bound on width * height (about 12k x 8k); ``load_image(max_pixels=...)`` overrides.
 MAX_PIXELS = 100_000_000
 
+#: File name endings of the formats :func:`load_image` reads; folder walkers pick images by them.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
 
 def describe(source: ImageInput) -> str:
     """A short human name for an input, used in error messages and CLI output."""

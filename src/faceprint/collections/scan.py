@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CollectionError
-
-#: File name endings indexed (lower case).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+from ..image import IMAGE_SUFFIXES  # the file name endings indexed (lower case)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Training data: a folder of identities, aligned once with faceprint's own pipeline.
 
-Layout: ``DIR/<identity>/*.jpg`` (also ``.jpeg``, ``.png``, ``.bmp``, ``.webp``), one folder per
+Layout: ``DIR/<identity>/*.jpg`` (any format in ``faceprint.image.IMAGE_SUFFIXES``), one folder per
 person. :func:`scan_identities` reads the layout, :func:`align_identities` turns every image
 into one chip of the model's template (the detected face nearest the image centre, else the
 centre fallback that ``faceprint eval`` uses) and caches the chips in the faceprint cache, so
@@ -18,8 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ..errors import TrainingDataError
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+from ..image import IMAGE_SUFFIXES
 
 
 @dataclass

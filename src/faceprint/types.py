@@ -181,11 +181,7 @@ class Embeddings:
         Euclidean distance for ``"euclidean"``, ``1 - cos`` for ``"cosine"``.
         """
         self.check_compatible(other)
-        a, b = self._as_metric(), other._as_metric()
-        if self.metric == "cosine":
-            return (1.0 - a @ b.T).astype(np.float32)
-        sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-        return np.sqrt(np.clip(sq, 0.0, None)).astype(np.float32)
+        return distance_matrix(self._as_metric(), other._as_metric(), self.metric).astype(np.float32)
 
     def paired_distance(self, other: Embeddings) -> np.ndarray:
         """``(N,)`` float64 distances between row ``i`` of ``self`` and row ``i`` of ``other``.
@@ -208,6 +204,15 @@ class Embeddings:
         if self.metric == "cosine":
             v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
         return v
+
+
+def distance_matrix(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
+    """``(len(a), len(b))`` distances between rows: Euclidean, or ``1 - a.b`` for ``"cosine"``
+    (rows must already be unit length). One matrix product; dtype follows the inputs."""
+    if metric == "cosine":
+        return 1.0 - a @ b.T
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.sqrt(np.clip(sq, 0.0, None))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, UnknownModelError
-from ..types import Embeddings
+from ..types import Embeddings, distance_matrix
 
 
 def as_vectors(X: Any, metric: str) -> tuple[np.ndarray, str]:
@@ -40,11 +40,8 @@ def as_vectors(X: Any, metric: str) -> tuple[np.ndarray, str]:
 
 
 def pairwise_distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
-    """``(len(a), len(b))`` distances of prepared vectors (see :func:`as_vectors`)."""
-    if metric == "cosine":
-        return np.clip(1.0 - a @ b.T, 0.0, None)
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-    return np.sqrt(np.clip(sq, 0.0, None))
+    """``(len(a), len(b))`` distances of prepared vectors (see :func:`as_vectors`), never below 0."""
+    return np.maximum(distance_matrix(a, b, metric), 0.0)
 
 
 def _check_threshold(threshold: float | None) -> None:

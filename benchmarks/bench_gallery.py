@@ -8,13 +8,21 @@ are split in halves by name hash; the ratio threshold and ``cohort_k`` were chos
 face_recognition (HOG + dlib, plain nearest neighbour, 0.6) runs on the same half side by side.
 Writes the DIR-vs-FAR curves to ``--plot``.
 
-``scale``: synthetic 128-d galleries (identity centres + per-photo noise at dlib's scale):
-exact (BLAS) and usearch HNSW query latency p50/p99 (one query at a time, 1 thread), ANN
-recall@1 against exact, bytes per face (float32 and int8 HNSW), index build rate, and SQLite
+``scale``: synthetic 128-d galleries, 4 photos per identity, of two kinds: ``dlib`` (a
+Gaussian model of real dlib embeddings, fitted on LFW View 1: mean, identity-centre covariance
+and within-identity covariance; a query is a new photo of an enrolled identity) and ``iid``
+(isotropic centres; a query is a stored vector plus noise: graph search's worst case). Exact
+(BLAS) and raw usearch HNSW query latency p50/p99 (one query at a time, 1 thread), recall@1
+against exact, bytes per face (float32 and int8 HNSW), index build rate, and SQLite
 enrollment rate (faces/s through ``Gallery.add_faces``).
 
-Run: ``python benchmarks/bench_gallery.py openset [--cache F.npz] [--anchor-cache F.npz] [--plot P.png]``
-and ``python benchmarks/bench_gallery.py scale [--sizes 10000,100000,1000000]``.
+``gallery``: the same through the real SQLite gallery (``Gallery.search``: int8 graph
+shortlist re-ranked with the stored vectors), with recall against exact search over the
+stored vectors and over the float32 originals, graph bytes and process memory per face.
+
+Run: ``python benchmarks/bench_gallery.py openset [--cache F.npz] [--anchor-cache F.npz] [--plot P.png]``,
+``python benchmarks/bench_gallery.py scale [--data dlib,iid] [--sizes 10000,100000,1000000]`` and
+``python benchmarks/bench_gallery.py gallery --sizes 1000000 --ef 256 [--dtype float32]``.
 The machine running these may be shared: compare rows of one run, not absolute numbers.
 """
 
@@ -144,11 +152,65 @@ def openset(args: argparse.Namespace) -> None:
 
 # ---- scale ------------------------------------------------------------------------------------------------
 def synthetic(n: int, seed: int = 0, per: int = 4) -> np.ndarray:
-    """``n`` dlib-scale vectors: ``n // per`` identities, samples 0.3-0.4 apart within one."""
+    """``n`` iid vectors: ``n // per`` isotropic identity centres, samples 0.3-0.4 apart within one."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 0.085, (n // per + 1, 128)).astype(np.float32)
     out = centres[np.arange(n) // per] + rng.normal(0, 0.02, (n, 128)).astype(np.float32)
     return out
+
+
+class DlibShaped:
+    """Gaussian model of real dlib embeddings: the mean, the covariance of identity centres and
+    the within-identity covariance, fitted on LFW View 1 (faceprint's own vectors).
+
+    Real embeddings are anisotropic (the centres' covariance has a participation ratio of about
+    22 dimensions, not 128), which is what graph search relies on; iid isotropic vectors are
+    the hardest case for it.
+    """
+
+    def __init__(self, vectors: np.ndarray, names: list[str]) -> None:
+        x = np.asarray(vectors, np.float64)
+        labels, inv, counts = np.unique(np.asarray(names), return_inverse=True, return_counts=True)
+        centres = np.zeros((len(labels), x.shape[1]))
+        np.add.at(centres, inv, x)
+        centres /= counts[:, None]
+        many = counts[inv] >= 2
+        scale = np.sqrt(counts[inv][many] / (counts[inv][many] - 1))[:, None]  # unbiased per identity
+        resid = (x - centres[inv])[many] * scale
+        self.mean = x.mean(0)
+        self.within = resid.T @ resid / len(resid)
+        self.between = np.cov(x.T, bias=True) - self.within
+        self._lb, self._lw = self._root(self.between), self._root(self.within)
+
+    @staticmethod
+    def _root(cov: np.ndarray) -> np.ndarray:
+        w, v = np.linalg.eigh(cov)
+        return v * np.sqrt(np.clip(w, 0, None))
+
+    def centres(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.mean + rng.standard_normal((n, len(self.mean))) @ self._lb.T
+
+    def photos(self, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return (centres + rng.standard_normal(centres.shape) @ self._lw.T).astype(np.float32)
+
+
+def scale_data(kind: str, n: int, queries: int, model: DlibShaped | None, per: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """``(base (n, 128), queries)``: iid (a query is a stored vector plus noise) or dlib-shaped
+    (a query is a new photo of a stored identity)."""
+    rng = np.random.default_rng(1)
+    if kind == "iid":
+        base = synthetic(n)
+        return base, base[rng.integers(0, n, queries)] + rng.normal(0, 0.02, (queries, 128)).astype(np.float32)
+    centres = model.centres(n // per + 1, np.random.default_rng(0))
+    base = model.photos(centres[np.arange(n) // per], np.random.default_rng(2))
+    return base, model.photos(centres[rng.integers(0, n // per, queries)], rng)
+
+
+def fitted_model(args: argparse.Namespace) -> DlibShaped:
+    from faceprint.evaluation.openset import lfw_images
+
+    paths, names = lfw_images(args.root)
+    return DlibShaped(faceprint_vectors(paths, args.cache)["plain"], names)
 
 
 def percentiles(times: list[float]) -> tuple[float, float]:
@@ -156,55 +218,131 @@ def percentiles(times: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
-def scale(args: argparse.Namespace) -> None:
-    from faceprint.gallery.index import ExactIndex, UsearchIndex
+def exact_truth(base: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Nearest stored vector of every query by exact search, and its p50/p99 ms (one query at a time)."""
+    from faceprint.gallery.index import ExactIndex
 
+    exact = ExactIndex(128)
+    exact.add(np.arange(len(base), dtype=np.int64), base)
+    times, truth = [], []
+    for q in queries:
+        t = time.perf_counter()
+        truth.append(exact.search(q[None], 1)[1][0, 0])
+        times.append(time.perf_counter() - t)
+    return np.array(truth), *percentiles(times)
+
+
+def scale(args: argparse.Namespace) -> None:
+    from faceprint.gallery.index import UsearchIndex
+
+    model = fitted_model(args) if "dlib" in args.data else None
+    rows = []
+    for kind in args.data.split(","):
+        for n in [int(s) for s in args.sizes.split(",")]:
+            base, queries = scale_data(kind, n, args.queries, model)
+            ids = np.arange(n, dtype=np.int64)
+            truth, e50, e99 = exact_truth(base, queries[: args.exact_queries])
+            for dtype in args.dtypes.split(","):
+                ann = UsearchIndex(128, dtype=dtype, connectivity=args.m, expansion_add=args.ef_add)
+                t = time.perf_counter()
+                ann.add(ids, base, threads=args.threads)
+                build = n / (time.perf_counter() - t)
+                for ef in (int(e) for e in str(args.ef).split(",")):  # one build, several search widths
+                    ann.expansion_search = ef
+                    times, hits = [], 0
+                    for j, q in enumerate(queries[: len(truth)]):
+                        t = time.perf_counter()
+                        got = ann.search(q[None], 1, threads=1)[1][0, 0]
+                        times.append(time.perf_counter() - t)
+                        hits += int(got == truth[j])
+                    a50, a99 = percentiles(times)
+                    rows.append((kind, f"{n:,}", dtype, str(ef), f"{e50:.2f}", f"{e99:.2f}", f"{a50:.3f}", f"{a99:.3f}",
+                                 f"{e50 / a50:.0f}x", f"{hits / len(truth):.4f}", f"{ann.serialized_bytes / n:.0f}",
+                                 f"{build:,.0f}"))
+                    print(rows[-1], flush=True)
+                del ann
+    print_table(("data", "faces", "ANN dtype", "ef", "exact p50 ms", "exact p99 ms", "ANN p50 ms", "ANN p99 ms",
+                 "speed-up", "recall@1", "ANN bytes/face", "ANN adds/s"), rows, args.markdown)
+    if not args.no_sqlite:
+        sqlite_rates(args.markdown)
+
+
+def rss_bytes() -> int:
+    """Resident bytes of this process after returning freed heap pages to the system."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc
+        pass
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def gallery_scale(args: argparse.Namespace) -> None:
+    """The SQLite gallery end to end: enroll ``n`` dlib-shaped faces (4 per person; stored as
+    ``--dtype``), let ``ann="on"`` build its int8 HNSW graph, then time ``Gallery.search``
+    (graph shortlist + exact re-ranking from the file) against exact search over the same
+    stored vectors and over the float32 originals."""
+    import tempfile
+
+    from faceprint import Embeddings
+    from faceprint.gallery import open_gallery
+
+    model = fitted_model(args)
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
-        base = synthetic(n)
-        rng = np.random.default_rng(1)
-        pick = rng.integers(0, n, args.queries)
-        queries = base[pick] + rng.normal(0, 0.02, (args.queries, 128)).astype(np.float32)
-        ids = np.arange(n, dtype=np.int64)
-        exact = ExactIndex(128)
-        exact.add(ids, base)
-        times, truth = [], []
-        for q in queries[: min(args.queries, args.exact_queries)]:
+        base, queries = scale_data("dlib", n, args.queries, model)
+        with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+            db = Path(tmp) / "g.db"
+            g = open_gallery(db, dtype=args.dtype, ann="off")
             t = time.perf_counter()
-            truth.append(exact.search(q[None], 1)[1][0, 0])
-            times.append(time.perf_counter() - t)
-        e50, e99 = percentiles(times)
-        del exact
-        for dtype in args.dtypes.split(","):
-            ann = UsearchIndex(128, dtype=dtype, connectivity=args.m, expansion_add=args.ef_add)
+            for s in range(0, n, 4):  # one person (4 photos) per transaction
+                g.add_faces(f"p{s // 4}", Embeddings(base[s:s + 4], "dlib_resnet_v1"))
+            enroll = n / (time.perf_counter() - t)
+            g.close()
+            stored = open_gallery(db, ann="off")  # exact search over the stored (int8) vectors
+            stored_truth = [m[0].sample_id for m in stored.search(Embeddings(queries, "dlib_resnet_v1"), k=1)]
+            stored.close()
+            float_truth = exact_truth(base, queries)[0] + 1  # sample ids start at 1
+            rss0 = rss_bytes()
             t = time.perf_counter()
-            ann.add(ids, base, threads=args.threads)
-            build = n / (time.perf_counter() - t)
-            for ef in (int(e) for e in str(args.ef).split(",")):  # one build, several search widths
-                ann.expansion_search = ef
-                times, hits = [], 0
-                for j, q in enumerate(queries[: len(truth)]):
+            g = open_gallery(db, ann="on")
+            g.search(Embeddings(queries[:1], "dlib_resnet_v1"), k=1)  # loads and builds the HNSW index
+            build = time.perf_counter() - t
+            rss = (rss_bytes() - rss0) / n
+            ann_bytes = g._index.serialized_bytes / n
+            for ef in (int(e) for e in str(args.ef).split(",")):
+                g._index.expansion_search = ef
+                times, got = [], []
+                for q in queries:
                     t = time.perf_counter()
-                    got = ann.search(q[None], 1, threads=1)[1][0, 0]
+                    got.append(g.search(Embeddings(q[None], "dlib_resnet_v1"), k=1)[0][0].sample_id)
                     times.append(time.perf_counter() - t)
-                    hits += int(got == truth[j])
-                a50, a99 = percentiles(times)
-                rows.append((f"{n:,}", dtype, str(ef), f"{e50:.2f}", f"{e99:.2f}", f"{a50:.3f}", f"{a99:.3f}",
-                             f"{e50 / a50:.0f}x", f"{hits / len(truth):.4f}", f"{ann.serialized_bytes / n:.0f}",
-                             f"{build:,.0f}"))
+                p50, p99 = percentiles(times)
+                got = np.array(got)
+                same_person = np.mean((got - 1) // 4 == (float_truth - 1) // 4)
+                rows.append((f"{n:,}", args.dtype, str(ef), f"{p50:.3f}", f"{p99:.3f}", f"{np.mean(got == stored_truth):.4f}",
+                             f"{np.mean(got == float_truth):.4f}", f"{same_person:.4f}", f"{ann_bytes:.0f}", f"{rss:.0f}",
+                             f"{enroll:,.0f}", f"{build:.0f}"))
                 print(rows[-1], flush=True)
-            del ann
-    print_table(("faces", "ANN dtype", "ef", "exact p50 ms", "exact p99 ms", "ANN p50 ms", "ANN p99 ms", "speed-up",
-                 "recall@1", "ANN bytes/face", "ANN adds/s"), rows, args.markdown)
-    if args.no_sqlite:
-        return
+            g.close()
+    print_table(("faces", "stored as", "ef", "search p50 ms", "search p99 ms", "recall@1 vs exact (stored)",
+                 "recall@1 vs exact (float32)", "same person as float32 exact", "HNSW bytes/face", "process RSS bytes/face", "enrolled faces/s",
+                 "index build s"), rows, args.markdown)
+
+
+def sqlite_rates(markdown: bool) -> None:
+    """Enrollment rate, file size and first-query (load) time of float32 and int8 SQLite galleries."""
+    import tempfile
+
+    from faceprint import Embeddings
+    from faceprint.gallery import open_gallery
+
     rows = []
     for n in (1000, 20000):
-        from faceprint import Embeddings
-        from faceprint.gallery import open_gallery
-
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             vecs = synthetic(n, seed=2)
             for dtype in ("float32", "int8"):
@@ -220,7 +358,7 @@ def scale(args: argparse.Namespace) -> None:
                 size = (Path(tmp) / f"{dtype}.db").stat().st_size
                 rows.append((f"{n:,}", dtype, f"{rate:,.0f}", f"{size / n:.0f}", f"{load * 1000:.0f}"))
     print_table(("faces", "SQLite dtype", "enrolled faces/s (4 per txn)", "file bytes/face", "first query ms (load)"),
-                rows, args.markdown)
+                rows, markdown)
 
 
 def main() -> None:
@@ -233,6 +371,10 @@ def main() -> None:
     o.add_argument("--plot", type=Path, default=None)
     o.add_argument("--markdown", action="store_true")
     s = sub.add_parser("scale")
+    s.add_argument("--data", default="dlib,iid",
+                   help="synthetic vectors: dlib (Gaussian fitted to LFW embeddings) and/or iid (isotropic)")
+    s.add_argument("--root", type=Path, default=LFW, help="LFW View 1 images the dlib-shaped model is fitted on")
+    s.add_argument("--cache", type=Path, default=None, help="npz of faceprint LFW vectors (as openset)")
     s.add_argument("--sizes", default="10000,100000")
     s.add_argument("--queries", type=int, default=200)
     s.add_argument("--dtypes", default="f32,i8", help="HNSW storage types to build")
@@ -243,8 +385,17 @@ def main() -> None:
     s.add_argument("--ef-add", type=int, default=128, help="HNSW expansion_add")
     s.add_argument("--threads", type=int, default=0)
     s.add_argument("--markdown", action="store_true")
+    gs = sub.add_parser("gallery", help="int8 SQLite gallery end to end (HNSW shortlist + exact re-ranking)")
+    gs.add_argument("--root", type=Path, default=LFW)
+    gs.add_argument("--cache", type=Path, default=None)
+    gs.add_argument("--sizes", default="100000")
+    gs.add_argument("--queries", type=int, default=200)
+    gs.add_argument("--ef", default="128")
+    gs.add_argument("--dtype", default="int8", help="the gallery's vector storage (float32, float16, int8)")
+    gs.add_argument("--tmp", type=Path, default=None, help="folder for the temporary database")
+    gs.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    openset(args) if args.cmd == "openset" else scale(args)
+    {"openset": openset, "scale": scale, "gallery": gallery_scale}[args.cmd](args)
 
 
 if __name__ == "__main__":

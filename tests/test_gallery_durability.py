@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from faceprint import Embeddings
+from faceprint.errors import ConfigError
 from faceprint.gallery import open_gallery
 
 MODEL = "dlib_resnet_v1"
@@ -119,6 +120,64 @@ def test_ann_index_stays_in_sync_and_persists(tmp_path) -> None:
     (tmp_path / "ann.db.usearch").write_bytes(b"torn")
     with open_gallery(db, ann="on") as torn:  # a broken index file is rebuilt from the database
         assert torn.identify(q[3:4], threshold=0.5)[0].name == "p001"
+
+
+def assert_same_matches(got: list, want: list, atol: float = 1e-4) -> None:
+    """Same samples in the same order, distances equal up to float32 rounding (exact search
+    ranks by ``|v|^2 - 2 q.v``, which loses digits for vectors far from the origin)."""
+    assert [[m.sample_id for m in r] for r in got] == [[m.sample_id for m in r] for r in want]
+    assert np.allclose([[m.distance for m in r] for r in got], [[m.distance for m in r] for r in want], atol=atol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_int8_ann_rescores_to_exact(tmp_path, dtype) -> None:
+    """The int8 HNSW graph's shortlist is re-ranked with the stored vectors: the same top
+    matches and distances as exact search, although the int8 graph alone misorders near ties."""
+    pytest.importorskip("usearch", reason="ANN tests need usearch")
+    rng = np.random.default_rng(5)
+    centres = rng.normal(0, 0.06, (1500, 128)).astype(np.float32)
+    base = np.repeat(centres, 4, axis=0) + rng.normal(0, 0.03, (6000, 128)).astype(np.float32)
+    q = Embeddings(centres[:300] + rng.normal(0, 0.03, (300, 128)).astype(np.float32), MODEL)
+    db = tmp_path / "i8.db"
+    g = open_gallery(db, dtype=dtype, ann="on")
+    for j in range(0, 6000, 4):
+        g.add_faces(f"p{j // 4:04d}", Embeddings(base[j:j + 4], MODEL))
+    exact = open_gallery(db, ann="off")
+    got, want = g.search(q, k=3), exact.search(q, k=3)
+    assert_same_matches(got, want)
+    assert g._index.dtype == "i8"
+    raw = g._index.search(q.vectors, 1)[1][:, 0]  # the graph's own int8 ranking, not re-ranked
+    assert (raw != np.array([r[0].sample_id for r in want])).sum() >= 3
+    g.close()
+    exact.close()
+    with open_gallery(db, ann="on") as again:  # the saved int8 graph is loaded, still re-ranked
+        assert_same_matches(again.search(q[:50], k=3), want[:50])
+        assert again._index.dtype == "i8"
+
+
+def test_ann_falls_back_to_float32_beyond_int8_range(tmp_path) -> None:
+    """A float gallery whose vectors leave int8's range (components > 127/210) gets a float32
+    graph instead of clipped int8 vectors; an explicit ``ann_dtype="f32"`` too."""
+    pytest.importorskip("usearch", reason="ANN tests need usearch")
+    rng = np.random.default_rng(6)
+    vecs = rng.normal(0, 0.09, (400, 128)).astype(np.float32)
+    vecs[200:, 0] += 2.0  # a model with larger components
+    db = tmp_path / "wide.db"
+    g = open_gallery(db, ann="on")
+    g.add_faces("small", Embeddings(vecs[:200], MODEL))
+    g.search(Embeddings(vecs[:1], MODEL), k=1)
+    assert g._index.dtype == "i8"
+    g.add_faces("wide", Embeddings(vecs[200:], MODEL))
+    q = Embeddings(vecs + rng.normal(0, 0.005, vecs.shape).astype(np.float32), MODEL)
+    want = open_gallery(db, ann="off").search(q, k=1)
+    assert_same_matches(g.search(q, k=1), want, atol=1e-3)
+    assert g._index.dtype == "f32" and len(g._index) == 400
+    g.close()
+    with open_gallery(db, ann="on", ann_dtype="f32") as f32:
+        assert_same_matches(f32.search(q, k=1), want, atol=1e-3)
+        assert f32._index.dtype == "f32"
+    with pytest.raises(ConfigError):
+        open_gallery(db, ann_dtype="i4")
 
 
 def test_int8_ann_recall(tmp_path) -> None:

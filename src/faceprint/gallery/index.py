@@ -1,6 +1,6 @@
 """Vector indexes keyed by sample id: exact (BLAS) and approximate (usearch HNSW).
 
-Both have the same verbs: ``add(ids, vectors)``, ``remove(ids)``, ``search(queries, k) ->
+Both have the same verbs: ``add(ids, vectors)``, ``fits(vectors)``, ``remove(ids)``, ``search(queries, k) ->
 (distances (Q, k), ids (Q, k))`` with ``inf``/``-1`` padding, ``len()``, ``ids()``. Distances
 are in the metric's units (euclidean, or ``1 - cos``), so both indexes are interchangeable.
 """
@@ -50,6 +50,10 @@ class ExactIndex:
         if self.metric == "cosine":
             v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
         return v
+
+    def fits(self, vectors: np.ndarray) -> bool:
+        """float32 in memory: every vector fits."""
+        return True
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         v = self._prepare(vectors)
@@ -103,7 +107,8 @@ class UsearchIndex:
         if dtype not in ("f32", "f16", "i8"):
             raise ConfigError(f"usearch dtype must be f32, f16 or i8, got {dtype!r}")
         self.dim, self.metric, self.dtype = int(dim), metric, dtype
-        self.scale = float(int8_scale) if dtype == "i8" else 1.0
+        self._int8_scale = float(int8_scale)
+        self.scale = self._int8_scale if dtype == "i8" else 1.0
         self._index = Index(ndim=self.dim, metric="cos" if metric == "cosine" else "l2sq", dtype=dtype,
                             connectivity=connectivity, expansion_add=expansion_add,
                             expansion_search=expansion_search)
@@ -121,6 +126,12 @@ class UsearchIndex:
         if self.metric == "cosine":
             v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
         return np.clip(np.rint(v * self.scale), -127, 127).astype(np.int8)
+
+    def fits(self, vectors: np.ndarray) -> bool:
+        """Whether ``vectors`` are stored without clipping (always true unless int8 euclidean)."""
+        if self.dtype != "i8" or self.metric == "cosine" or not len(vectors):
+            return True
+        return float(np.abs(np.asarray(vectors, np.float32)).max()) * self.scale <= 127.0
 
     def add(self, ids: np.ndarray, vectors: np.ndarray, threads: int | None = None) -> None:
         """Insert vectors; ``threads=None`` builds small batches (< 10,000) on one thread, so the
@@ -166,7 +177,12 @@ class UsearchIndex:
         self._index.save(str(path))
 
     def load(self, path: str | Path) -> None:
+        """Load a saved index; its storage type (``dtype``) is the file's, the search width ours."""
+        ef = self.expansion_search
         self._index.load(str(path))
+        self.expansion_search = ef
+        self.dtype = {"F32": "f32", "F16": "f16", "I8": "i8"}.get(getattr(self._index.dtype, "name", ""), self.dtype)
+        self.scale = self._int8_scale if self.dtype == "i8" else 1.0
 
     @property
     def serialized_bytes(self) -> int:

@@ -156,16 +156,17 @@ def test_int8_ann_rescores_to_exact(tmp_path, dtype) -> None:
 
 
 def test_ann_falls_back_to_float32_beyond_int8_range(tmp_path) -> None:
-    """A float gallery whose vectors leave int8's range (components > 127/210) gets a float32
-    graph instead of clipped int8 vectors; an explicit ``ann_dtype="f32"`` too."""
+    """A float gallery whose vectors leave int8's range far (components > 1.5 * 127/210) gets a
+    float32 graph instead of clipped int8 vectors; an explicit ``ann_dtype="f32"`` too."""
     pytest.importorskip("usearch", reason="ANN tests need usearch")
     rng = np.random.default_rng(6)
     vecs = rng.normal(0, 0.09, (400, 128)).astype(np.float32)
+    vecs[0, 1] = 0.7  # a rare component a little beyond int8's range (0.6) is clipped in the graph only
     vecs[200:, 0] += 2.0  # a model with larger components
     db = tmp_path / "wide.db"
     g = open_gallery(db, ann="on")
     g.add_faces("small", Embeddings(vecs[:200], MODEL))
-    g.search(Embeddings(vecs[:1], MODEL), k=1)
+    assert g.search(Embeddings(vecs[:1], MODEL), k=1)[0][0].distance < 1e-6  # re-ranked: exact
     assert g._index.dtype == "i8"
     g.add_faces("wide", Embeddings(vecs[200:], MODEL))
     q = Embeddings(vecs + rng.normal(0, 0.005, vecs.shape).astype(np.float32), MODEL)

@@ -51,7 +51,7 @@ class ExactIndex:
             v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
         return v
 
-    def fits(self, vectors: np.ndarray) -> bool:
+    def fits(self, vectors: np.ndarray, slack: float = 1.0) -> bool:
         """float32 in memory: every vector fits."""
         return True
 
@@ -127,11 +127,12 @@ class UsearchIndex:
             v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
         return np.clip(np.rint(v * self.scale), -127, 127).astype(np.int8)
 
-    def fits(self, vectors: np.ndarray) -> bool:
-        """Whether ``vectors`` are stored without clipping (always true unless int8 euclidean)."""
+    def fits(self, vectors: np.ndarray, slack: float = 1.0) -> bool:
+        """Whether ``vectors`` are stored with no component clipped by more than ``slack`` times
+        int8's range (always true unless int8 euclidean)."""
         if self.dtype != "i8" or self.metric == "cosine" or not len(vectors):
             return True
-        return float(np.abs(np.asarray(vectors, np.float32)).max()) * self.scale <= 127.0
+        return float(np.abs(np.asarray(vectors, np.float32)).max()) * self.scale <= 127.0 * slack
 
     def add(self, ids: np.ndarray, vectors: np.ndarray, threads: int | None = None) -> None:
         """Insert vectors; ``threads=None`` builds small batches (< 10,000) on one thread, so the

@@ -37,6 +37,10 @@ from .index import ExactIndex
 COMPONENT = "gallery"
 #: An int8 HNSW search fetches at least this many candidates and re-ranks them exactly.
 RESCORE_MIN = 16
+#: ``ann_dtype="auto"`` keeps the int8 graph while no component exceeds int8's range (0.6 for
+#: euclidean) by more than this factor: a rare clipped component only moves a vector in the
+#: graph a little (re-ranking is exact), a model with larger components needs float32.
+INT8_SLACK = 1.5
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE gallery_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,7 +76,8 @@ MIGRATIONS: list[str] = [
 
 #: ``ann="auto"`` switches to HNSW at this many samples.
 ANN_THRESHOLD = 50_000
-#: HNSW search width: recall@1 0.99 at 1M dlib-shaped faces, about 1.7 ms (README, Search at scale).
+#: HNSW build and search width (efConstruction = ef): with the int8 graph and re-ranking,
+#: recall@1 0.99 at 1M dlib-shaped faces in under 2 ms (README, Search at scale).
 ANN_EF = 256
 
 
@@ -93,7 +98,8 @@ class SqliteGallery(Gallery):
         ann: ``"auto"`` (HNSW above ``ann_threshold`` samples), ``"on"`` or ``"off"`` (exact).
         ann_threshold: see ``ann``.
         ann_dtype: the HNSW graph's vectors: ``"auto"`` (int8, about 280 bytes per face in
-            memory, unless a stored vector has a component beyond int8's range, then float32),
+            memory, unless a stored vector has a component far beyond int8's range, see
+            :data:`INT8_SLACK`, then float32),
             ``"i8"`` or ``"f32"`` (about 660 bytes per face). An int8 graph proposes a shortlist
             that is re-ranked with the stored vectors, so results are those of exact search
             whenever the graph finds the true neighbour. int8 galleries always use int8.
@@ -370,8 +376,8 @@ class SqliteGallery(Gallery):
             got = self._conn.execute(f"SELECT id, vector, scale FROM samples WHERE id IN ({','.join('?' * len(chunk))})",
                                      chunk).fetchall()
             vecs = codec.decode([g[1] for g in got], np.array([g[2] for g in got], np.float32), self.dtype, self.dim)
-            if self.ann_dtype == "auto" and self.dtype != "int8" and not self._index.fits(vecs):
-                self._ann_f32, self._index = True, None  # components beyond int8's range: a float32 graph
+            if self.ann_dtype == "auto" and self.dtype != "int8" and not self._index.fits(vecs, INT8_SLACK):
+                self._ann_f32, self._index = True, None  # another model's scale: a float32 graph
                 return self._sync()
             self._index.add(np.array([g[0] for g in got], np.int64), vecs)
         self._owner_ids, self._owner_pid = rows[:, 0].copy(), rows[:, 1].copy()
@@ -398,7 +404,7 @@ class SqliteGallery(Gallery):
 
         def fresh() -> Any:
             return UsearchIndex(dim, self.metric or "euclidean", dtype="i8" if int8 else "f32",
-                                expansion_search=ANN_EF,
+                                expansion_add=ANN_EF, expansion_search=ANN_EF,
                                 int8_scale=210.0 if (self.metric or "euclidean") == "euclidean" else 127.0)
 
         idx = fresh()

@@ -153,6 +153,10 @@ def test_int8_ann_rescores_to_exact(tmp_path, dtype) -> None:
     with open_gallery(db, ann="on") as again:  # the saved int8 graph is loaded, still re-ranked
         assert_same_matches(again.search(q[:50], k=3), want[:50])
         assert again._index.dtype == "i8"
+    if dtype == "float32":  # asked for a float32 graph: the saved int8 file is not used
+        with open_gallery(db, ann="on", ann_dtype="f32") as f32:
+            assert_same_matches(f32.search(q[:50], k=3), want[:50], atol=1e-3)
+            assert f32._index.dtype == "f32"
 
 
 def test_ann_falls_back_to_float32_beyond_int8_range(tmp_path) -> None:

@@ -372,15 +372,11 @@ class SqliteGallery(Gallery):
         to_remove = np.setdiff1d(have, rows[:, 0], assume_unique=True)
         if len(to_remove):
             self._index.remove(to_remove)
-        for start in range(0, len(to_add), 50_000):
-            chunk = [int(i) for i in to_add[start:start + 50_000]]
-            got = self._conn.execute(f"SELECT id, vector, scale FROM samples WHERE id IN ({','.join('?' * len(chunk))})",
-                                     chunk).fetchall()
-            vecs = codec.decode([g[1] for g in got], np.array([g[2] for g in got], np.float32), self.dtype, self.dim)
+        for ids, vecs in self._stored_chunks(to_add):
             if self.ann_dtype == "auto" and self.dtype != "int8" and not self._index.fits(vecs, INT8_SLACK):
                 self._ann_f32, self._index = True, None  # another model's scale: a float32 graph
                 return self._sync()
-            self._index.add(np.array([g[0] for g in got], np.int64), vecs)
+            self._index.add(ids, vecs)
         self._owner_ids, self._owner_pid = rows[:, 0].copy(), rows[:, 1].copy()
         got = self._conn.execute("SELECT id, vector, scale FROM cohort").fetchall()
         self._cohort = ExactIndex(self.dim or 1, self.metric or "euclidean")
@@ -389,6 +385,17 @@ class SqliteGallery(Gallery):
                                       self.dim or 1))
         self._seen_version, self._index_dirty = version, False
         self._ann_changed = self._ann_changed or bool(len(to_add) or len(to_remove))
+
+    def _stored_chunks(self, ids: np.ndarray) -> Any:
+        """``(ids, decoded vectors)`` of stored samples ``ids``, 50,000 at a time (rows come back
+        in the database's order)."""
+        for start in range(0, len(ids), 50_000):
+            chunk = [int(i) for i in ids[start:start + 50_000]]
+            got = self._conn.execute(f"SELECT id, vector, scale FROM samples WHERE id IN ({','.join('?' * len(chunk))})",
+                                     chunk).fetchall()
+            yield (np.array([g[0] for g in got], np.int64),
+                   codec.decode([g[1] for g in got], np.array([g[2] for g in got], np.float32), self.dtype,
+                                self.dim or 1))
 
     def _bind_from_file(self) -> None:
         meta = self._meta()
@@ -401,7 +408,7 @@ class SqliteGallery(Gallery):
             return ExactIndex(dim, self.metric or "euclidean")
         from .index import UsearchIndex
 
-        int8 = self.dtype == "int8" or self.ann_dtype == "i8" or (self.ann_dtype == "auto" and not self._ann_f32)
+        int8 = self.dtype == "int8" or not self._ann_f32
 
         def fresh() -> Any:
             return UsearchIndex(dim, self.metric or "euclidean", dtype="i8" if int8 else "f32",
@@ -409,10 +416,12 @@ class SqliteGallery(Gallery):
                                 int8_scale=210.0 if (self.metric or "euclidean") == "euclidean" else 127.0)
 
         idx = fresh()
-        if self.ann_path.is_file() and not self._ann_f32:  # after an int8 overflow, never the old graph
+        if self.ann_path.is_file():
             try:
                 idx.load(self.ann_path)
             except Exception:  # a torn or foreign file: rebuild from the database
+                idx = fresh()
+            if idx.dtype == "i8" and not int8:  # a float32 graph is wanted (asked for, or int8 overflowed)
                 idx = fresh()
         return idx
 
@@ -448,23 +457,20 @@ class SqliteGallery(Gallery):
         none), best ``k`` first: the int8 graph only proposes candidates, so results and
         distances equal exact search over the stored vectors whenever the true neighbour is in
         the shortlist."""
+        from .scoring import distances
+
         wanted = np.unique(ids[ids >= 0])
         stored = np.zeros((len(wanted), self.dim or 1), np.float32)
-        for start in range(0, len(wanted), 50_000):
-            chunk = [int(i) for i in wanted[start:start + 50_000]]
-            got = self._conn.execute(f"SELECT id, vector, scale FROM samples WHERE id IN ({','.join('?' * len(chunk))})",
-                                     chunk).fetchall()
-            pos = np.searchsorted(wanted, np.array([g[0] for g in got], np.int64))
-            stored[pos] = codec.decode([g[1] for g in got], np.array([g[2] for g in got], np.float32), self.dtype,
-                                       self.dim or 1)
-        q = Embeddings(np.asarray(vectors, np.float32).reshape(len(ids), -1), "q", self.metric or "euclidean")
+        for got, vecs in self._stored_chunks(wanted):
+            stored[np.searchsorted(wanted, got)] = vecs
+        q = np.asarray(vectors, np.float32).reshape(len(ids), -1)
         out_d = np.full((len(ids), k), np.inf, np.float32)
         out_i = np.full((len(ids), k), -1, np.int64)
         for r, row in enumerate(ids):
             row = row[row >= 0]
             if not len(row):
                 continue
-            d = q[r:r + 1].distance(Embeddings(stored[np.searchsorted(wanted, row)], "q", q.metric))[0]
+            d = distances(q[r:r + 1], stored[np.searchsorted(wanted, row)], self.metric or "euclidean")[0]
             order = np.argsort(d, kind="stable")[:k]
             out_d[r, :len(order)], out_i[r, :len(order)] = d[order], row[order]
         return out_d, out_i

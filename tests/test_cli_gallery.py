@@ -94,3 +94,25 @@ def test_reindex_and_cohort_commands(tmp_path) -> None:
     assert code == 2 and "already holds 1 people" in err
     code, out_json, _ = run("people", "--db", db, "cohort", shared("people", "two_people.jpg"), "--json")
     assert code == 0 and json.loads(out_json)["result"] == 2
+
+
+def test_enroll_jitter_option(tmp_path) -> None:
+    """`--jitter 0` stores the plain pipeline's vector; the default stores the jittered average."""
+    import numpy as np
+
+    from faceprint import FacePipeline
+    from faceprint.gallery import open_gallery
+
+    photo = shared("people", "obama.jpg")
+    plain = FacePipeline().embed(photo).embeddings.vectors[0]
+    stored = {}
+    for jitter in ("0", None):
+        db = tmp_path / f"j{jitter}.db"
+        code, _, _ = run("enroll", "--db", db, "obama", photo, *(["--jitter", jitter] if jitter else []))
+        assert code == 0
+        with open_gallery(db) as g:
+            stored[jitter] = g.samples("obama")[0].vectors[0]
+    assert np.allclose(stored["0"], plain, atol=1e-5)
+    assert 0.01 < float(np.linalg.norm(stored[None] - plain)) < 0.2  # same face, other views
+    code, _, err = run("enroll", "--db", tmp_path / "x.db", "obama", photo, "--jitter", "-1")
+    assert code == 2 and "--jitter" in err  # a usage error

@@ -148,6 +148,16 @@ def test_jitter_is_deterministic_and_batch_consistent(chips: np.ndarray, jittere
     assert not np.allclose(other_seed.embed(chips[:2]).vectors, jittered.embed(chips[:2]).vectors, atol=1e-4)
 
 
+def test_with_views_shares_the_model_and_matches_a_fresh_embedder(chips: np.ndarray, plain: Any,
+                                                                  jittered: Any) -> None:
+    twin = plain.with_views(jitter=3)
+    assert twin._session is plain.session and (twin.jitter, twin.flip) == (3, False) and plain.jitter == 0
+    np.testing.assert_allclose(twin.embed(chips).vectors, jittered.embed(chips).vectors, atol=1e-6)
+    assert plain.with_views(flip=True).with_views(jitter=0).flip  # None keeps the current setting
+    with pytest.raises(ConfigError, match="jitter must be >= 0"):
+        plain.with_views(jitter=-1)
+
+
 def test_jitter_transforms_stay_small() -> None:
     maps, mirror = jitter_transforms(200, 150, seed=5)
     scale = np.hypot(maps[:, 0, 0], maps[:, 1, 0])  # jittered -> source: 1 / zoom

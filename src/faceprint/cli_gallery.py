@@ -14,6 +14,7 @@ import typer
 
 from .cli import DetectorOpt, FlipOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app
 from .errors import ConfigError, EnrollmentError, GalleryError
+from .gallery.recognizer import ENROLL_JITTER
 from .progress import progress_bar
 
 DbOpt = typer.Option(..., "--db", help="Gallery database (SQLite file, sqlite:///PATH, milvus://HOST:PORT, *.milvus.db).")
@@ -58,6 +59,8 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
            video: Optional[Path] = typer.Option(None, "--video", help="Enroll NAME from the best-quality frames "
                                                 "of the main face track of this video."),
            video_frames: int = typer.Option(5, "--video-frames", min=1, help="Frames taken from --video."),
+           jitter: int = typer.Option(ENROLL_JITTER, "--jitter", min=0,
+                                      help="Jittered views averaged into each enrolled vector (0 = plain, fastest)."),
            model: str = ModelOpt, detector: str = DetectorOpt, flip: bool = FlipOpt, as_json: bool = JsonOpt) -> None:
     """Enroll one person's photos, or every DIR/<name>/ folder with --from-folders.
 
@@ -84,7 +87,7 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
         else:
             jobs = person_folders(from_folders) if from_folders is not None else [(name, list(images or []))]
         gallery = _open(db, pipe)
-        rec = Recognizer(pipe, gallery, gate=_gate(min_face, min_score, min_blur, allow_multiple))
+        rec = Recognizer(pipe, gallery, gate=_gate(min_face, min_score, min_blur, allow_multiple), enroll_jitter=jitter)
         reports = []
         total = sum(len(files) for _n, files in jobs)
         try:

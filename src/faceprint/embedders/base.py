@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,22 @@ class OnnxEmbedder:
         if self.spec.normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return Embeddings(out, self.spec.model_id, self.spec.metric)
+
+    def with_views(self, *, flip: bool | None = None, jitter: int | None = None) -> OnnxEmbedder:
+        """A copy with other test-time views (``None`` keeps this one's), sharing the loaded
+        model: e.g. a jittered embedder for enrollment next to a plain one for queries.
+
+        Raises:
+            ConfigError: ``jitter`` is negative.
+        """
+        if jitter is not None and int(jitter) < 0:
+            raise ConfigError(f"jitter must be >= 0, got {jitter}")
+        twin = copy.copy(self)
+        twin.flip = self.flip if flip is None else bool(flip)
+        twin.jitter = self.jitter if jitter is None else int(jitter)
+        if twin.jitter != self.jitter:
+            twin._jitters = None
+        return twin
 
     def _jitter(self, chips: np.ndarray) -> np.ndarray:
         from .tta import jitter_chips, jitter_transforms

@@ -96,10 +96,12 @@ def plot_dir_far(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | P
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=110)
+    colours = {}
     for label, (far, dir_) in curves.items():
-        ax.plot(np.clip(far, 1e-3, 1), dir_, label=label)
-    for label, (far, dir_) in (points or {}).items():
-        ax.plot([max(far, 1e-3)], [dir_], "o", label=label)
+        colours[label] = ax.plot(np.clip(far, 1e-3, 1), dir_, label=label)[0].get_color()
+    for label, (far, dir_) in (points or {}).items():  # a point "<curve label> @ ..." takes its curve's colour
+        colour = colours.get(label.rsplit(" @ ", 1)[0])
+        ax.plot([max(far, 1e-3)], [dir_], "o", label=label, **({"color": colour} if colour else {}))
     ax.axvline(0.02, color="grey", ls=":", lw=1)
     ax.axhline(0.80, color="grey", ls=":", lw=1)
     ax.set_xscale("log")

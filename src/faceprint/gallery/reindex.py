@@ -1,8 +1,9 @@
 """Re-embed a gallery with another model into a new gallery.
 
 Each sample is re-embedded from its stored aligned crop when the new model uses the same
-alignment template, else from its source photo (largest face). Samples with neither are
-reported as skipped. The source gallery is never modified.
+alignment template, else from its source photo (largest face), with the jittered views that
+enrollment uses (:func:`~faceprint.gallery.recognizer.enrollment_embedder`). Samples with
+neither are reported as skipped. The source gallery is never modified.
 """
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ def reindex(src: Gallery, pipeline: Any, dst: Gallery) -> ReindexReport:
 
     Person metadata is copied; crops are copied too when re-embedded from crops.
     """
+    from ..pipeline import FacePipeline
+    from .recognizer import enrollment_embedder
+
     report = ReindexReport()
     template = pipeline.aligner.template
+    pipeline = FacePipeline(pipeline.detector, enrollment_embedder(pipeline.embedder), pipeline.aligner)
     for person in src.people():
         chips, sources = _crops(src, person.name, template)
         if chips is not None:

@@ -8,35 +8,38 @@ them are scored by :attr:`OpenSetPolicy.aggregation`:
 - ``"knn"``: identities ordered by votes among the ``knn`` nearest samples (ties: distance);
   the reported distance is still the nearest sample's.
 
-The decision (:attr:`OpenSetPolicy.normalize`):
+The decision (:attr:`OpenSetPolicy.normalize`) compares a *score* with a threshold:
 
-- ``"ratio"`` (the default when no threshold is given): cohort score normalisation. The score
-  is the best identity's distance divided by the mean distance to the query's ``cohort_k``
-  nearest *impostors*: the other identities in the gallery plus the gallery's cohort (faces of
-  people who are not enrolled, :meth:`add_cohort`), padded with ``pad`` when there are fewer
-  than ``cohort_k``. A stranger sits about as close to its best match as to everyone else
-  (ratio near 1); an enrolled person's photo sits much closer to them than to the rest. The
-  pad is the model's FAR 1e-3 verification threshold divided by the ratio threshold, so a
-  gallery with few people and no cohort falls back to that verification threshold, and larger
-  galleries become stricter in absolute distance (gallery-size aware). Accept when score <=
-  ``ratio_threshold``.
+- ``"symmetric"`` (the default when no threshold is given): adaptive symmetric cohort
+  normalisation. An *impostor mean* of a face is the mean distance to its ``cohort_k`` nearest
+  impostors: the gallery's other identities plus its cohort (faces of people who are not
+  enrolled, :meth:`add_cohort`), padded with ``pad`` when there are fewer than ``cohort_k``.
+  The score is the best identity's distance divided by the geometric mean of two impostor
+  means: the query's, and that of the enrolled face it matched (its nearest sample, or the
+  centroid with ``aggregation="centroid"``). A stranger sits about as close to its best match
+  as to everyone else (score near 1); an enrolled person's photo sits much closer to them than
+  to the rest. The second factor corrects for enrolled faces that lie close to many people
+  (a blurred or poorly lit enrollment photo), which otherwise attract strangers. Accept when
+  score <= ``ratio_threshold``.
+- ``"ratio"``: the same with the query's impostor mean alone (query-side normalisation).
 - ``"none"``: the score is the distance; accept when it is <= ``threshold`` (a user threshold
   passed to ``identify(threshold=...)`` always means this).
 
-Either way the margin test then rejects when the second-best identity is closer than
-``best + margin``.
+The pad is the model's FAR 1e-3 verification threshold divided by ``ratio_threshold``, so a
+gallery with one person and no cohort falls back to that verification threshold, and larger
+galleries become stricter in absolute distance (gallery-size aware). Either way the margin
+test then rejects when the second-best identity is closer than ``best + margin``.
 
-On LFW View 1 (one enrolled photo per person, half the people used to choose
-``ratio_threshold = 0.86`` and ``cohort_k = 5``; see the README (Galleries)), plain
-thresholding at 0.6 accepts ~79% of strangers, and a distance threshold holding strangers
-to 2% identifies only ~64%; the ratio identifies ~83% at 2%.
+``ratio_threshold`` and ``cohort_k`` were chosen on half of LFW View 1's people (one
+enrolled photo per person, see the README (Galleries) and ``benchmarks/bench_gallery.py``);
+the other half reports the result.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -45,6 +48,7 @@ from ..types import Embeddings
 from .base import Candidate, Identification
 
 AGGREGATIONS = ("nearest", "centroid", "knn")
+NORMALIZATIONS = ("symmetric", "ratio", "none")
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,10 @@ class OpenSetPolicy:
 
     Attributes:
         aggregation: ``"nearest"``, ``"centroid"`` or ``"knn"`` (see the module docstring).
-        normalize: ``"ratio"`` (cohort normalisation) or ``"none"`` (plain distance).
-        ratio_threshold: accept when the ratio score <= this (``normalize="ratio"``).
-        cohort_k: impostor distances averaged in the ratio's denominator.
+        normalize: ``"symmetric"`` or ``"ratio"`` (cohort normalisation) or ``"none"`` (plain
+            distance); see the module docstring.
+        ratio_threshold: accept when the normalised score <= this (``"symmetric"``, ``"ratio"``).
+        cohort_k: impostor distances averaged in each impostor mean.
         threshold: with ``normalize="none"``, accept when the distance <= this (model metric
             units); ``None`` = :func:`default_threshold` for the gallery's model.
         margin: reject when the second-best identity is closer than ``best + margin``.
@@ -64,7 +69,7 @@ class OpenSetPolicy:
     """
 
     aggregation: str = "nearest"
-    normalize: str = "ratio"
+    normalize: str = "symmetric"
     ratio_threshold: float = 0.86
     cohort_k: int = 5
     threshold: float | None = None
@@ -75,8 +80,8 @@ class OpenSetPolicy:
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
             raise ConfigError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
-        if self.normalize not in ("ratio", "none"):
-            raise ConfigError(f"normalize must be 'ratio' or 'none', got {self.normalize!r}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ConfigError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
         if self.margin < 0 or self.knn < 1 or self.shortlist < 1 or self.cohort_k < 1 or self.ratio_threshold <= 0:
             raise ConfigError("margin must be >= 0, knn, shortlist and cohort_k >= 1, ratio_threshold > 0")
 
@@ -117,8 +122,8 @@ def identify_rows(gallery: Any, emb: Embeddings, policy: OpenSetPolicy, threshol
         return []
     if len(gallery) == 0:
         return [Identification(None, float("inf"), [], float("nan")) for _ in range(len(emb))]
-    ratio = threshold is None and policy.normalize == "ratio"
-    if ratio:
+    norm = policy.normalize if threshold is None else "none"
+    if norm != "none":
         thr = policy.ratio_threshold
         pad = default_threshold(gallery.model_id) / policy.ratio_threshold
     else:
@@ -126,22 +131,56 @@ def identify_rows(gallery: Any, emb: Embeddings, policy: OpenSetPolicy, threshol
         thr = float(thr) if thr is not None else default_threshold(gallery.model_id)
     k = max(policy.shortlist, top_k + 1, policy.knn, policy.cohort_k + 1)
     dist, _ids, names = gallery._neighbours(emb.vectors, k)
-    cohort = gallery._cohort_neighbours(emb.vectors, policy.cohort_k) if ratio else None
+    cands = [_aggregate(gallery, emb.vectors[q], dist[q], names[q], policy) for q in range(len(emb))]
+    scores = np.array([c[0].distance if c else np.inf for c in cands])
+    if norm != "none":
+        cohort = gallery._cohort_neighbours(emb.vectors, policy.cohort_k)
+        query_side = np.array([_impostor_mean([x.distance for x in c[1:]], cohort[q], pad, policy.cohort_k)
+                               for q, c in enumerate(cands)])
+        other_side = _owner_impostors(gallery, emb.vectors, cands, policy, pad) if norm == "symmetric" else query_side
+        scores = scores / np.sqrt(query_side * other_side)
     out = []
-    for q in range(len(emb)):
-        cands = _aggregate(gallery, emb.vectors[q], dist[q], names[q], policy)
-        if not cands:
+    for c, score in zip(cands, scores):
+        if not c:
             out.append(Identification(None, float("inf"), [], float("nan")))
             continue
-        best = cands[0]
-        score = best.distance
-        if ratio:
-            impostors = [c.distance for c in cands[1:]] + list(cohort[q]) + [pad] * policy.cohort_k
-            score = best.distance / float(np.mean(np.sort(impostors)[: policy.cohort_k]))
         accept = score <= thr
-        if accept and policy.margin > 0 and len(cands) > 1:
-            accept = cands[1].distance - best.distance >= policy.margin
-        out.append(Identification(best.name if accept else None, best.distance, cands[:top_k], score))
+        if accept and policy.margin > 0 and len(c) > 1:
+            accept = c[1].distance - c[0].distance >= policy.margin
+        out.append(Identification(c[0].name if accept else None, c[0].distance, c[:top_k], float(score)))
+    return out
+
+
+def _impostor_mean(impostors: Sequence[float], cohort: np.ndarray, pad: float, k: int) -> float:
+    """Mean of the ``k`` smallest of ``impostors`` and ``cohort`` distances, padded with ``pad``."""
+    pool = np.concatenate([np.asarray(impostors, float), np.asarray(cohort, float), np.full(k, pad)])
+    return float(np.mean(np.partition(pool, k - 1)[:k]))
+
+
+def _owner_impostors(gallery: Any, queries: np.ndarray, cands: list[list[Candidate]], policy: OpenSetPolicy,
+                     pad: float) -> np.ndarray:
+    """For each query, the impostor mean of its best identity's own vector (the sample that
+    matched, or the centroid with ``aggregation="centroid"``): how close that enrolled face
+    sits to the *other* identities and to the cohort. ``nan`` for queries without candidates."""
+    rows = [q for q, c in enumerate(cands) if c]
+    out = np.full(len(cands), np.nan)
+    if not rows:
+        return out
+    owners = [cands[q][0].name for q in rows]
+    vectors = gallery._person_vectors(sorted(set(owners)))
+    metric = gallery.metric
+    own = np.stack([vectors[n].mean(0) if policy.aggregation == "centroid"
+                    else vectors[n][int(np.argmin(distances(queries[q][None], vectors[n], metric)[0]))]
+                    for q, n in zip(rows, owners)]).astype(np.float32)
+    k = max(policy.shortlist, policy.cohort_k + 1)
+    dist, _ids, names = gallery._neighbours(own, k)
+    cohort = gallery._cohort_neighbours(own, policy.cohort_k)
+    for r, (q, owner) in enumerate(zip(rows, owners)):
+        nearest: dict[str, float] = {}
+        for d, n in zip(dist[r], names[r]):
+            if np.isfinite(d) and n != owner and n not in nearest:
+                nearest[n] = float(d)
+        out[q] = _impostor_mean(list(nearest.values()), cohort[r], pad, policy.cohort_k)
     return out
 
 

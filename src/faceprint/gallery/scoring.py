@@ -176,21 +176,25 @@ def _owner_impostors(gallery: Any, queries: np.ndarray, cands: list[list[Candida
     dist, _ids, names = gallery._neighbours(own, k)
     cohort = gallery._cohort_neighbours(own, policy.cohort_k)
     for r, (q, owner) in enumerate(zip(rows, owners)):
-        nearest: dict[str, float] = {}
-        for d, n in zip(dist[r], names[r]):
-            if np.isfinite(d) and n != owner and n not in nearest:
-                nearest[n] = float(d)
-        out[q] = _impostor_mean(list(nearest.values()), cohort[r], pad, policy.cohort_k)
+        others = [d for n, d in _nearest_per_identity(dist[r], names[r]).items() if n != owner]
+        out[q] = _impostor_mean(others, cohort[r], pad, policy.cohort_k)
     return out
+
+
+def _nearest_per_identity(dist: np.ndarray, names: list[str]) -> dict[str, float]:
+    """``{name: distance to that identity's nearest sample}`` from one row of nearest samples
+    (sorted by distance), nearest identity first; padding (``inf``) skipped."""
+    nearest: dict[str, float] = {}
+    for d, n in zip(dist, names):
+        if np.isfinite(d) and n not in nearest:
+            nearest[n] = float(d)
+    return nearest
 
 
 def _aggregate(gallery: Any, query: np.ndarray, dist: np.ndarray, names: list[str],
                policy: OpenSetPolicy) -> list[Candidate]:
     """Identities among one query's nearest samples, best first."""
-    nearest: dict[str, float] = {}
-    for d, n in zip(dist, names):
-        if np.isfinite(d) and n not in nearest:
-            nearest[n] = float(d)
+    nearest = _nearest_per_identity(dist, names)
     if policy.aggregation == "nearest" or not nearest:
         return [Candidate(n, d) for n, d in nearest.items()]
     if policy.aggregation == "centroid":

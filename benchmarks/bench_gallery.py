@@ -1,14 +1,7 @@
 """Gallery benchmarks: open-set identification on real photos, and search at scale.
 
-``openset``: LFW View 1 (:mod:`faceprint.evaluation.openset`): people with 2+ images enrolled
-with one photo, their other photos as queries, single-image people as strangers. The people
-are split in halves by name hash; the decision rule and its threshold were chosen on half 0
-(half of its strangers as the cohort, the other half as strangers, over 8 such splits:
-``--tune`` reprints that choice) and this reports half 1 only, with the tuning cohort (half
-0's even-numbered strangers) as the gallery's cohort. Enrolled photos are embedded as
-:class:`Recognizer` enrolls them (jittered views), queries and the cohort with the plain
-pipeline. face_recognition (HOG + dlib, plain nearest neighbour, 0.6) runs on the same half
-side by side. Writes the DIR-vs-FAR curves to ``--plot``.
+``openset``: open-set identification on LFW View 1 through ``Recognizer`` with the defaults, by
+gallery size (see :mod:`openset_path`: the protocol, ``--tune`` and ``--gate``).
 
 ``scale``: synthetic 128-d galleries, 4 photos per identity, of two kinds: ``dlib`` (a
 Gaussian model of real dlib embeddings, fitted on LFW View 1: mean, identity-centre covariance
@@ -22,7 +15,8 @@ enrollment rate (faces/s through ``Gallery.add_faces``).
 shortlist re-ranked with the stored vectors), with recall against exact search over the
 stored vectors and over the float32 originals, graph bytes and process memory per face.
 
-Run: ``python benchmarks/bench_gallery.py openset [--cache F.npz] [--anchor-cache F.npz] [--plot P.png] [--tune]``,
+Run: ``python benchmarks/bench_gallery.py openset [--anchor [--anchor-cache F.pkl]] [--plot P.png]``
+(``--tune [--write-stats F.npz]`` / ``--gate [--records F.pkl]`` on the tuning part),
 ``python benchmarks/bench_gallery.py scale [--data dlib,iid] [--sizes 10000,100000,1000000]`` and
 ``python benchmarks/bench_gallery.py gallery --sizes 1000000 --ef 256 [--dtype float32]``.
 The machine running these may be shared: compare rows of one run, not absolute numbers.
@@ -70,138 +64,24 @@ def faceprint_vectors(paths: list[Path], cache: Path | None) -> dict[str, np.nda
     return out
 
 
-def anchor_vectors(paths: list[Path], idx: np.ndarray, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """face_recognition's vectors for images ``idx`` (centre face) and whether a face was found."""
-    if cache is not None and cache.is_file():
-        data = np.load(cache)
-        return data["vectors"], data["found"]
-    import face_recognition
-
-    vec, found = np.zeros((len(paths), 128), np.float32), np.zeros(len(paths), bool)
-    for i in idx:
-        img = face_recognition.load_image_file(str(paths[i]))
-        locs = face_recognition.face_locations(img)
-        if locs:
-            h, w = img.shape[:2]
-            c = min(locs, key=lambda l: ((l[1] + l[3]) / 2 - w / 2) ** 2 + ((l[0] + l[2]) / 2 - h / 2) ** 2)
-            vec[i], found[i] = face_recognition.face_encodings(img, [c])[0], True
-    if cache is not None:
-        np.savez(cache, vectors=vec, found=found)
-    return vec, found
-
-
-def run_gallery(queries: np.ndarray, split: object, strangers: np.ndarray, cohort: np.ndarray | None,
-                enrolled: np.ndarray | None = None, found: np.ndarray | None = None,
-                threshold: float | None = None, policy: object = None) -> dict[str, np.ndarray]:
-    """Enroll, identify queries and strangers through the real Gallery; scores and correctness.
-
-    ``enrolled`` holds the vectors enrolled (default: ``queries``, the vectors queries and
-    strangers are identified with); the cohort comes from ``queries``, as
-    :meth:`Recognizer.add_cohort` embeds it with the query pipeline. ``threshold=None`` runs ``policy``
-    (default: the default policy, normalised scores); a number runs plain distances. Images
-    without a face (``found`` false) are not enrolled and score ``inf`` as queries.
-    """
-    from faceprint import Embeddings
-    from faceprint.gallery import open_gallery
-
-    enrolled = queries if enrolled is None else enrolled
-    found = np.ones(len(queries), bool) if found is None else found
-    g = open_gallery(":memory:", policy=policy)
-    for i, name in zip(split.enroll, split.enroll_names):
-        if found[i]:
-            g.add_faces(name, Embeddings(enrolled[i], "dlib_resnet_v1"))
-    if cohort is not None and len(cohort):
-        g.add_cohort(Embeddings(queries[cohort], "dlib_resnet_v1"))
-
-    def scores(idx: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
-        res = g.identify(Embeddings(queries[idx], "dlib_resnet_v1"), threshold=threshold, top_k=1)
-        s = np.array([r.score if f else np.inf for r, f in zip(res, found[idx])])
-        return s, [r.candidates[0].name if r.candidates else None for r in res]
-
-    ks, best = scores(split.queries)
-    ss, _ = scores(strangers)
-    g.close()
-    return {"known": ks, "correct": np.array([b == n for b, n in zip(best, split.query_names)]), "strangers": ss}
-
-
-def tuning_splits(split: object, n_random: int = 6) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(cohort, strangers)`` halves of the tuning half's strangers: even/odd both ways, then
-    ``n_random`` seeded random halvings."""
-    st = split.strangers
-    out = [(st[::2], st[1::2]), (st[1::2], st[::2])]
-    rng = np.random.default_rng(0)
-    for _ in range(n_random):
-        p = rng.permutation(st)
-        out.append((p[: len(p) // 2], p[len(p) // 2:]))
-    return out
-
-
-def tune(args: argparse.Namespace, vec: dict[str, np.ndarray], dev: object) -> None:
-    """How the default ``ratio_threshold`` was chosen: on the tuning half alone, the largest
-    threshold (0.0025 steps) whose FAR, averaged over the cohort/stranger splits, is <= 1.5%
-    (a safety margin under the 2% target for a half never seen)."""
-    runs = [run_gallery(vec["plain"], dev, st, coh, enrolled=vec["enroll"]) for coh, st in tuning_splits(dev)]
-    rows, chosen = [], None
-    for thr in np.round(np.arange(0.80, 0.9001, 0.0025), 4):
-        dir_ = np.mean([np.mean((r["known"] <= thr) & r["correct"]) for r in runs])
-        far = np.mean([np.mean(r["strangers"] <= thr) for r in runs])
-        chosen = thr if far <= 0.015 else chosen
-        rows.append((f"{thr:.4f}", f"{dir_:.4f}", f"{far:.4f}"))
-    print_table(("threshold", "mean DIR", "mean FAR"), rows, args.markdown)
-    print(f"tuning half, {len(runs)} cohort/stranger splits: chosen ratio_threshold {chosen}")
-
-
 def openset(args: argparse.Namespace) -> None:
-    from faceprint.evaluation.openset import dir_at_far, dir_far_curve, lfw_images, openset_split, plot_dir_far
-    from faceprint.gallery.scoring import OpenSetPolicy
+    """Open set on the user's path (:mod:`openset_path`): the report part, or ``--tune`` / ``--gate``
+    on the tuning part."""
+    import openset_path as op
+    from faceprint.evaluation.openset import lfw_images
 
     paths, names = lfw_images(args.root)
-    test, dev = openset_split(names, half=1), openset_split(names, half=0)
-    t0 = time.perf_counter()
-    vec = faceprint_vectors(paths, args.cache)
-    if args.tune:
-        tune(args, vec, dev)
+    if args.tune or args.gate:
+        records = op.photo_records(paths, args.records)
+        if args.gate:
+            op.gate_report(paths, names, records, print_table, args.markdown)
+        if args.tune:
+            op.tune(paths, names, records, print_table, args.markdown, args.write_stats)
         return
-    cohort = dev.strangers[::2]  # the cohort used while tuning on half 0; never a half-1 stranger
-    print(f"report half: {len(test.enroll)} enrolled, {len(test.queries)} queries, {len(test.strangers)} strangers; "
-          f"cohort {len(cohort)} faces from the tuning half")
-    idx = np.concatenate([test.enroll, test.queries, test.strangers])
-    fr_vec, fr_found = anchor_vectors(paths, idx, args.anchor_cache)
-    print(f"embeddings ready in {time.perf_counter() - t0:.0f} s")
-    thr = OpenSetPolicy().ratio_threshold
-    plain, enroll, st = vec["plain"], vec["enroll"], test.strangers
-    runs = {
-        "face_recognition, NN distance": (run_gallery(fr_vec, test, st, None, found=fr_found, threshold=1e9), 0.6),
-        "faceprint, NN distance": (run_gallery(plain, test, st, None, threshold=1e9), 0.6),
-        "faceprint, plain enrollment, query-side ratio + cohort (before)":
-            (run_gallery(plain, test, st, cohort, policy=OpenSetPolicy(normalize="ratio")), thr),
-        "faceprint, plain enrollment, symmetric + cohort": (run_gallery(plain, test, st, cohort), thr),
-        "faceprint, symmetric, no cohort": (run_gallery(plain, test, st, None, enrolled=enroll), thr),
-        "faceprint, symmetric + cohort (default)": (run_gallery(plain, test, st, cohort, enrolled=enroll), thr),
-        "faceprint `--flip`, symmetric + cohort": (run_gallery(vec["flip"], test, st, cohort, enrolled=enroll), thr),
-    }
-    rows, curves, points = [], {}, {}
-    for label, (r, t) in runs.items():
-        dir_ = float(np.mean((r["known"] <= t) & r["correct"]))
-        far = float(np.mean(r["strangers"] <= t))
-        _t, d, f = dir_far_curve(r["known"], r["correct"], r["strangers"])
-        curves[label] = (f, d)
-        points[f"{label} @ {t:g}"] = (far, dir_)
-        rows.append((label, f"{t:g}", f"{dir_:.3f}", f"{far:.3f}",
-                     f"{dir_at_far(r['known'], r['correct'], r['strangers'], 0.02):.3f}",
-                     f"{np.mean(r['correct']):.3f}"))
-    print_table(("method", "threshold", "DIR", "FAR", "DIR @ FAR<=2% (oracle)", "rank-1"), rows, args.markdown)
-    if args.plot:
-        keep = ("face_recognition, NN distance", "faceprint, NN distance",
-                "faceprint, plain enrollment, query-side ratio + cohort (before)",
-                "faceprint, symmetric + cohort (default)")
-        plot_dir_far({k: curves[k] for k in keep}, args.plot, f"LFW View 1 open set (report half): "
-                     f"{len(test.enroll)} enrolled, {len(test.strangers)} strangers",
-                     {k: v for k, v in points.items() if k.rsplit(" @ ", 1)[0] in keep})
-        print(f"wrote {args.plot}")
+    op.report(paths, names, print_table, args.markdown, args.plot, args.anchor, args.anchor_cache)
 
 
-# ---- scale ------------------------------------------------------------------------------------------------
+# ---- scale --------------------------------------------------------------------------------------
 def synthetic(n: int, seed: int = 0, per: int = 4) -> np.ndarray:
     """``n`` iid vectors: ``n // per`` isotropic identity centres, samples 0.3-0.4 apart within one."""
     rng = np.random.default_rng(seed)
@@ -220,23 +100,10 @@ class DlibShaped:
     """
 
     def __init__(self, vectors: np.ndarray, names: list[str]) -> None:
-        x = np.asarray(vectors, np.float64)
-        labels, inv, counts = np.unique(np.asarray(names), return_inverse=True, return_counts=True)
-        centres = np.zeros((len(labels), x.shape[1]))
-        np.add.at(centres, inv, x)
-        centres /= counts[:, None]
-        many = counts[inv] >= 2
-        scale = np.sqrt(counts[inv][many] / (counts[inv][many] - 1))[:, None]  # unbiased per identity
-        resid = (x - centres[inv])[many] * scale
-        self.mean = x.mean(0)
-        self.within = resid.T @ resid / len(resid)
-        self.between = np.cov(x.T, bias=True) - self.within
-        self._lb, self._lw = self._root(self.between), self._root(self.within)
+        from faceprint.evaluation.openset import fit_identity_gaussian
 
-    @staticmethod
-    def _root(cov: np.ndarray) -> np.ndarray:
-        w, v = np.linalg.eigh(cov)
-        return v * np.sqrt(np.clip(w, 0, None))
+        fit = fit_identity_gaussian(vectors, names)
+        self.mean, self._lb, self._lw = fit["mean"], fit["between"], fit["within"]
 
     def centres(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.mean + rng.standard_normal((n, len(self.mean))) @ self._lb.T
@@ -420,12 +287,16 @@ def main() -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     o = sub.add_parser("openset")
     o.add_argument("--root", type=Path, default=LFW)
-    o.add_argument("--cache", type=Path, default=None, help="npz of faceprint vectors (written if missing)")
-    o.add_argument("--anchor-cache", type=Path, default=None, help="npz of face_recognition vectors")
+    o.add_argument("--records", type=Path, default=None, help="pickle of per-photo pipeline outputs (--tune, --gate)")
+    o.add_argument("--anchor", action="store_true", help="face_recognition side by side (slow: HOG + dlib)")
+    o.add_argument("--anchor-cache", type=Path, default=None, help="pickle of face_recognition outputs")
     o.add_argument("--plot", type=Path, default=None)
     o.add_argument("--markdown", action="store_true")
     o.add_argument("--tune", action="store_true",
-                   help="only the tuning half: DIR/FAR per threshold and the rule that chose the default")
+                   help="only the tuning part: the threshold-by-size table and the rule that chose it")
+    o.add_argument("--write-stats", type=Path, default=None,
+                   help="with --tune: fit the phantoms' Gaussian on the tuning part and write it here first")
+    o.add_argument("--gate", action="store_true", help="only the tuning part: what each gate rule refuses")
     s = sub.add_parser("scale")
     s.add_argument("--data", default="dlib,iid",
                    help="synthetic vectors: dlib (Gaussian fitted to LFW embeddings) and/or iid (isotropic)")

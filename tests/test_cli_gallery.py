@@ -31,7 +31,7 @@ def test_enroll_identify_and_people(tmp_path) -> None:
     records = json.loads(out)
     assert [r["image"] for r in records] == [str(test / "obama_and_biden.jpg"), str(test / "johnsnow_test1.jpg")]
     assert [f["name"] for f in records[0]["faces"]] == ["obama", "biden", None]
-    assert set(records[1]["faces"][0]) == {"box", "name", "distance", "candidates"}
+    assert set(records[1]["faces"][0]) == {"box", "name", "distance", "score", "threshold", "candidates"}
     assert len(records[1]["faces"][0]["candidates"]) == 2 and records[1]["faces"][0]["name"] == "kit_harington"
     # a threshold of 0.01 makes everyone unknown
     code, out, _ = run("identify", "--db", db, test / "obama1.jpg", "--threshold", "0.01", "--json")
@@ -116,3 +116,25 @@ def test_enroll_jitter_option(tmp_path) -> None:
     assert 0.01 < float(np.linalg.norm(stored[None] - plain)) < 0.2  # same face, other views
     code, _, err = run("enroll", "--db", tmp_path / "x.db", "obama", photo, "--jitter", "-1")
     assert code == 2 and "--jitter" in err  # a usage error
+
+
+def test_enroll_rerun_says_already_enrolled_and_names_the_subject_it_took(tmp_path) -> None:
+    db = tmp_path / "g.db"
+    photo = shared("lfw-view1", "images", "Aishwarya_Rai", "Aishwarya_Rai_0001.jpg")  # a clear subject + one more
+    code, out, _ = run("enroll", "aishwarya", photo, "--db", db)
+    assert code == 0 and "2 faces, took the clear subject at [" in out
+    code, out, _ = run("enroll", "aishwarya", photo, "--db", db)
+    assert code == 0 and "already enrolled aishwarya" in out and "nothing new" in out
+    code, _, err = run("enroll", "pair", shared("people", "two_people.jpg"), "--db", db)
+    assert code != 0 and err.count("\n") == 1 and "nothing was enrolled" in err
+    code, out, _ = run("enroll", "pair", shared("people", "two_people.jpg"), "--db", db, "--json")
+    assert "--allow-multiple" in json.loads(out)[0]["rejected"][0]["reason"]
+
+
+def test_identify_known_uses_the_default_gate(tmp_path) -> None:
+    known = tmp_path / "known"
+    known.mkdir()
+    (known / "obama.jpg").write_bytes(shared("people", "obama.jpg").read_bytes())
+    (known / "pair.jpg").write_bytes(shared("people", "two_people.jpg").read_bytes())  # no clear subject
+    code, out, _ = run("identify", "--known", known, shared("people", "two_people.jpg"))
+    assert code == 0 and "pair" not in out  # refused by the gate, as `enroll` refuses it

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from faceprint import FacePipeline, Faces, ModelMismatchError
+from faceprint import AlignedFaces, FacePipeline, Faces, ModelMismatchError
 from faceprint.errors import ConfigError
 from faceprint.gallery import QualityGate, Recognizer, open_gallery
 from faceprint.gallery.quality import blur_score
@@ -39,7 +39,7 @@ def test_one_shot_enrollment_identifies_every_face(rec) -> None:
     names = [f.name for f in faces]
     assert names[:2] == ["obama", "biden"] and names[2] is None
     record = faces[0].to_record()
-    assert set(record) == {"box", "name", "distance", "candidates"} and len(record["box"]) == 4
+    assert set(record) == {"box", "name", "distance", "score", "threshold", "candidates"} and len(record["box"]) == 4
     assert record["candidates"][0] == {"name": "obama", "distance": record["distance"]}
     assert {f.name for f in rec.identify(test / "kit_with_rose.jpg")} == {"kit_harington", "rose_leslie"}
     # alex was never enrolled: unknown, not the nearest enrolled person
@@ -185,3 +185,51 @@ def test_open_set_on_lfw_rejects_strangers_that_a_distance_threshold_accepts(pip
         by_distance = sum(rec.identify(p, threshold=0.6)[0].name is not None for p in strangers)
         assert found >= 34 and accepted <= 1  # measured: 37 of 40 and 0 of 60
         assert by_distance >= 8  # measured: 13 of 60 strangers pass the plain 0.6 distance
+
+
+def test_a_sharp_photo_with_several_faces_enrolls_its_clear_subject(rec, pipe) -> None:
+    photo = shared("lfw-view1", "images", "Aishwarya_Rai", "Aishwarya_Rai_0001.jpg")  # her face + a smaller one
+    faces = pipe.detect(photo)
+    assert len(faces) == 2
+    report = rec.enroll("aishwarya", [photo])
+    assert report.ok and not report.rejected
+    (src, box, n), = report.taken
+    assert src == str(photo) and n == 2 and np.allclose(box, faces.xyxy[0], atol=0.01)
+    assert report.to_dict()["taken"][0]["faces"] == 2
+    chip = pipe.aligner.align(photo, faces[0:1]).chips
+    stored = rec.gallery.samples("aishwarya")[0].vectors
+    np.testing.assert_allclose(stored, rec.enroll_embedder.embed(AlignedFaces(chip, pipe.aligner.template)).vectors,
+                               atol=1e-4)
+    other = rec.enroll_embedder.embed(AlignedFaces(pipe.aligner.align(photo, faces[1:2]).chips,
+                                                   pipe.aligner.template)).vectors
+    assert float(np.linalg.norm(stored - other)) > 0.6  # the other face is somebody else
+
+
+def test_a_photo_without_a_clear_subject_is_refused_naming_the_flag(rec) -> None:
+    two = shared("people", "two_people.jpg")  # two faces of about one size, neither in the centre
+    report = rec.enroll("someone", [two])
+    assert not report.ok and "none is clearly the subject" in report.rejected[0][1]
+    assert "--allow-multiple" in report.rejected[0][1]
+    allowed = rec.enroll("someone", [two], gate=QualityGate(single_face=False))
+    assert allowed.ok and allowed.taken[0][2] == 2
+
+
+def test_re_enrolling_the_same_photos_says_already_enrolled(rec) -> None:
+    photo = sorted(shared("people", "knn_examples", "train", "biden").iterdir())[0]
+    assert rec.enroll("biden", [photo]).ok
+    again = rec.enroll("biden", [photo])
+    assert not again.ok and again.already_enrolled
+    assert not rec.enroll("biden", [shared("people", "two_people.jpg")]).already_enrolled
+
+
+def test_identifications_report_their_score_and_threshold(rec) -> None:
+    train = shared("people", "knn_examples", "train")
+    for name in ("biden", "obama"):
+        rec.enroll(name, [sorted((train / name).iterdir())[0]])
+    faces = rec.identify(shared("people", "knn_examples", "test", "obama_and_biden.jpg"))
+    for f in faces:
+        record = f.to_record()
+        assert record["threshold"] == pytest.approx(f.threshold, abs=1e-6) and record["score"] is not None
+        assert (record["name"] is not None) == (f.score <= f.threshold)
+    plain = rec.identify(shared("people", "obama.jpg"), threshold=0.6)[0].to_record()
+    assert plain["threshold"] == 0.6 and plain["score"] == plain["distance"]

@@ -72,7 +72,7 @@ def test_identify_accepts_enrolled_and_rejects_strangers(gallery) -> None:
     assert all(len(r.candidates) == 3 and r.candidates[0].distance == r.distance for r in res)
     assert all(r.candidates[0].distance <= r.candidates[1].distance <= r.candidates[2].distance for r in res)
     rec = res[0].to_dict()
-    assert set(rec) == {"name", "distance", "candidates"} and set(rec["candidates"][0]) == {"name", "distance"}
+    assert set(rec) == {"name", "distance", "score", "threshold", "candidates"} and set(rec["candidates"][0]) == {"name", "distance"}
 
 
 def test_margin_and_aggregation(gallery) -> None:

@@ -14,6 +14,7 @@ import typer
 
 from .cli import DetectorOpt, FlipOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app
 from .errors import ConfigError, EnrollmentError, GalleryError
+from .gallery.quality import QualityGate
 from .gallery.recognizer import ENROLL_JITTER
 from .progress import progress_bar
 
@@ -30,15 +31,23 @@ def _open(db: str, pipe: Any = None) -> Any:
     return open_gallery(db) if spec is None else open_gallery(db, model_id=spec.model_id, metric=spec.metric)
 
 
-def _gate(min_face: float, min_score: float, min_blur: float, allow_multiple: bool) -> Any:
-    from .gallery.quality import QualityGate
+#: The gate's defaults, shared with the library and the service (the options below start from them).
+GATE = QualityGate()
 
+
+def _gate(min_face: float, min_score: float, min_blur: float, allow_multiple: bool) -> Any:
     return QualityGate(min_face_px=min_face, min_score=min_score, min_blur=min_blur, single_face=not allow_multiple)
 
 
 def _print_report(rep: Any) -> None:
+    if rep.already_enrolled:
+        typer.echo(f"already enrolled {rep.name}: {len(rep.rejected)} photo(s) in the gallery, nothing new")
+        sys.stdout.flush()
+        return
     status = "enrolled" if rep.ok else "nothing enrolled for"
     typer.echo(f"{status} {rep.name}: {len(rep.enrolled)} photo(s), {len(rep.rejected)} rejected")
+    for src, box, n in rep.taken:
+        typer.echo(f"  {src}: {n} faces, took the clear subject at [{', '.join(f'{v:.0f}' for v in box)}]")
     for src, reason in rep.rejected:
         typer.echo(f"  rejected {src}: {reason}")
     sys.stdout.flush()
@@ -51,11 +60,15 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
            from_folders: Optional[Path] = typer.Option(None, "--from-folders",
                                                        help="Enroll DIR/<name>/<photos> for every sub-folder."),
            keep_crops: bool = typer.Option(False, "--keep-crops", help="Store aligned face crops (for reindex)."),
-           min_face: float = typer.Option(40.0, "--min-face", min=0, help="Minimum face box side in pixels."),
-           min_score: float = typer.Option(0.9, "--min-score", min=0, max=1, help="Minimum detection score."),
-           min_blur: float = typer.Option(20.0, "--min-blur", min=0, help="Minimum sharpness (0 = off)."),
+           min_face: float = typer.Option(GATE.min_face_px, "--min-face", min=0,
+                                          help="Minimum face box side in pixels."),
+           min_score: float = typer.Option(GATE.min_score, "--min-score", min=0, max=1,
+                                           help="Minimum detection score."),
+           min_blur: float = typer.Option(GATE.min_blur, "--min-blur", min=0,
+                                          help="Minimum sharpness of the aligned chip (0 = off)."),
            allow_multiple: bool = typer.Option(False, "--allow-multiple",
-                                               help="Accept photos with several faces (the largest is enrolled)."),
+                                               help="Enroll the largest face of a photo with several faces even when "
+                                                    "it is not clearly the subject."),
            video: Optional[Path] = typer.Option(None, "--video", help="Enroll NAME from the best-quality frames "
                                                 "of the main face track of this video."),
            video_frames: int = typer.Option(5, "--video-frames", min=1, help="Frames taken from --video."),
@@ -64,8 +77,8 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
            model: str = ModelOpt, detector: str = DetectorOpt, flip: bool = FlipOpt, as_json: bool = JsonOpt) -> None:
     """Enroll one person's photos, or every DIR/<name>/ folder with --from-folders.
 
-    Photos failing the quality gate (exactly one face, size, detection score, sharpness) or
-    already enrolled are reported, not stored. Each person is one transaction.
+    Photos failing the quality gate (one face or a clear subject, size, detection score,
+    sharpness) or already enrolled are reported, not stored. Each person is one transaction.
     """
 
     def body() -> None:
@@ -103,6 +116,10 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
         if as_json:
             _emit([r.to_dict() for r in reports])
         if not any(r.ok for r in reports):
+            if all(r.already_enrolled for r in reports):
+                if not as_json:
+                    typer.echo("already enrolled: every photo is in the gallery; nothing new")
+                return
             raise EnrollmentError("no photo passed the quality gate; nothing was enrolled")
 
     _run(body)
@@ -119,7 +136,6 @@ def identify(images: List[Path] = typer.Argument(..., help="Photos to identify (
 
     def body() -> None:
         from .gallery import Recognizer
-        from .gallery.quality import PERMISSIVE
 
         if (db is None) == (known is None):
             raise ConfigError("give exactly one of --db PATH or --known DIR")
@@ -131,7 +147,7 @@ def identify(images: List[Path] = typer.Argument(..., help="Photos to identify (
         try:
             if known is not None:
                 for person, files in _known_people(known):
-                    rec.enroll(person, files, gate=PERMISSIVE, dedupe=False)
+                    rec.enroll(person, files, dedupe=False)
             records = []
             with progress_bar(len(images), "identify") as bar:
                 task = bar.add_task("identify", total=len(images))

@@ -38,6 +38,13 @@ class ModelSpec:
             they are measurements on one data set, not guarantees for another (``faceprint
             calibrate`` measures your own).
         thresholds_source: the pairs and pipeline ``thresholds`` were measured on.
+        openset: model-level statistics for the gallery's open-set decision
+            (:mod:`faceprint.gallery.scoring`): ``"ratio_thresholds"`` (``[[people, threshold],
+            ...]``, the normalised-score threshold by gallery size), ``"pad"`` (the impostor
+            distance assumed where fewer are known), ``"phantoms"`` (how many synthetic
+            impostor faces to draw) and ``"stats"`` (an ``.npz`` beside the model's module
+            with the Gaussian they are drawn from: ``mean``, ``between``, ``within`` roots),
+            ``"source"`` (what they were fitted and chosen on). Empty: the policy's defaults.
     """
 
     model_id: str
@@ -51,6 +58,7 @@ class ModelSpec:
     normalize: bool = False
     thresholds: dict[str, float] = field(default_factory=dict, hash=False)
     thresholds_source: str = ""
+    openset: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:

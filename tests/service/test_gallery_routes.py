@@ -43,7 +43,7 @@ def test_enroll_then_identify_matches_the_library(client, service, pipeline) -> 
     assert r.status_code == 200 and body["image"] == "obama_and_biden.jpg"
     names = sorted(f["name"] for f in body["faces"] if f["name"])
     assert names == ["biden", "obama"]
-    assert set(body["faces"][0]) == {"box", "name", "distance", "candidates"}
+    assert set(body["faces"][0]) == {"box", "name", "distance", "score", "threshold", "candidates"}
     # the same records as the library on the same gallery
     from faceprint.gallery import Recognizer, open_gallery
 

@@ -48,6 +48,14 @@ DLIB_RESNET_SPEC = ModelSpec(
     # 1100 impostor pairs allows one false accept: a coarse estimate.
     thresholds={"accuracy": 0.6133, "far_1e-2": 0.6156, "far_1e-3": 0.5472},
     thresholds_source="LFW View 1 pairsDevTrain.txt (2200 pairs), mtcnn + dlib_resnet, no flip",
+    # The gallery's open-set decision (faceprint.gallery.scoring): phantoms drawn from a Gaussian of
+    # this model's embeddings, and the normalised-score threshold by gallery size, both fitted and
+    # chosen on the tuning part of LFW View 1 only (`bench_gallery.py openset --tune`: per size the
+    # largest threshold whose mean FAR over 16 gallery compositions is <= 1.5% and whose FAR is <= 2%
+    # in 90% of them, non-increasing with size).
+    openset={"pad": 0.6363, "phantoms": 2000, "stats": "dlib_resnet_v1_openset.npz",
+             "ratio_thresholds": [[10, 0.895], [30, 0.8725], [100, 0.8625], [300, 0.8525], [1000, 0.8525]],
+             "source": "LFW View 1 tuning part (openset_parts part 0), Recognizer defaults"},
 )
 #: The registry reads a module's ``SPEC``.
 SPEC = DLIB_RESNET_SPEC

@@ -9,12 +9,17 @@ and reported on the other.
 - DIR (detection and identification rate) at a threshold: the fraction of enrolled people's
   queries whose best identity is correct *and* accepted.
 - FAR (false alarm rate): the fraction of strangers accepted as anyone.
+
+:func:`openset_parts` is the protocol the gallery's defaults were chosen with (issue 14): View 1
+split afresh by a salted SHA-256 of the name into a tuning part (0) and a report part (1), each
+with its single-photo people split again into enrolled distractors (never queried) and strangers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -36,6 +41,7 @@ class OpenSetSplit:
     queries: np.ndarray
     query_names: list[str]
     strangers: np.ndarray
+    distractors: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
 
 
 def openset_split(names: Sequence[str], half: int | None = None) -> OpenSetSplit:
@@ -55,6 +61,59 @@ def openset_split(names: Sequence[str], half: int | None = None) -> OpenSetSplit
         queries += idx[1:]
         qnames += [person] * (len(idx) - 1)
     return OpenSetSplit(np.array(enroll, int), enames, np.array(queries, int), qnames, np.array(strangers, int))
+
+
+def salted_part(name: str, salt: str) -> int:
+    """0 or 1 from the first byte of SHA-256(``salt + name``)."""
+    return hashlib.sha256((salt + name).encode("utf-8")).digest()[0] % 2
+
+
+def openset_parts(names: Sequence[str], part: int) -> OpenSetSplit:
+    """Part ``part`` (0 = tuning, 1 = report) of the salted split described above, people sorted by
+    name: each person with 2+ images enrolled with their first and queried with the rest; each
+    single-image person a distractor (enrolled, never queried) or a stranger, by a second hash."""
+    by_person: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        if salted_part(n, "faceprint-openset-2026") == part:
+            by_person.setdefault(n, []).append(i)
+    out = OpenSetSplit(np.zeros(0, int), [], np.zeros(0, int), [], np.zeros(0, int))
+    enroll, queries, strangers, distractors = [], [], [], []
+    for person in sorted(by_person):
+        idx = by_person[person]
+        if len(idx) == 1:
+            (distractors if salted_part(person, "faceprint-distractor") == 0 else strangers).append(idx[0])
+            continue
+        enroll.append(idx[0])
+        out.enroll_names.append(person)
+        queries += idx[1:]
+        out.query_names += [person] * (len(idx) - 1)
+    out.enroll, out.queries = np.array(enroll, int), np.array(queries, int)
+    out.strangers, out.distractors = np.array(strangers, int), np.array(distractors, int)
+    return out
+
+
+def fit_identity_gaussian(vectors: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """A Gaussian model of a face embedding: ``{"mean", "between", "within"}`` where ``between``
+    and ``within`` are square roots (``R @ R.T = covariance``) of the covariance of identity
+    centres and of the pooled within-identity covariance (people with 2+ vectors, unbiased).
+    A synthetic photo of a new person is ``mean + between @ z1 + within @ z2`` (``z`` standard
+    normal): see :func:`faceprint.gallery.scoring.phantom_faces`."""
+    x = np.asarray(vectors, np.float64)
+    labels, inv, counts = np.unique(np.asarray(names), return_inverse=True, return_counts=True)
+    centres = np.zeros((len(labels), x.shape[1]))
+    np.add.at(centres, inv, x)
+    centres /= counts[:, None]
+    many = counts[inv] >= 2
+    scale = np.sqrt(counts[inv][many] / (counts[inv][many] - 1))[:, None]
+    resid = (x - centres[inv])[many] * scale
+    within = resid.T @ resid / len(resid)
+    between = np.cov(x.T, bias=True) - within
+
+    def root(cov: np.ndarray) -> np.ndarray:
+        w, v = np.linalg.eigh(cov)
+        return v * np.sqrt(np.clip(w, 0, None))
+
+    return {"mean": x.mean(0), "between": root(between), "within": root(within)}
 
 
 def lfw_images(root: str | Path) -> tuple[list[Path], list[str]]:

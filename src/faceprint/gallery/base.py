@@ -47,16 +47,19 @@ class Identification:
         candidates: up to ``top_k`` identities, nearest first.
         score: the decision score compared with the threshold (the distance itself unless
             cohort normalisation is on).
+        threshold: the threshold ``score`` was compared with (accepted when ``score <=`` it).
     """
 
     name: str | None
     distance: float
     candidates: list[Candidate] = field(default_factory=list)
     score: float = float("nan")
+    threshold: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "distance": _finite(self.distance),
-                "candidates": [c.to_dict() for c in self.candidates]}
+        """``{"name", "distance", "score", "threshold", "candidates"}`` (non-finite numbers as null)."""
+        return {"name": self.name, "distance": _finite(self.distance), "score": _finite(self.score),
+                "threshold": _finite(self.threshold), "candidates": [c.to_dict() for c in self.candidates]}
 
 
 def _finite(value: float) -> float | None:

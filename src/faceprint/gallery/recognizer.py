@@ -30,6 +30,9 @@ from .quality import QualityGate
 #: after heavier re-compression or downscaling to 30%.
 DUPLICATE_DISTANCE = 0.12
 
+#: How every duplicate rejection starts (:attr:`EnrollReport.already_enrolled` looks for it).
+DUPLICATE_REASON = "duplicate photo"
+
 #: Jittered views averaged into each enrolled face's vector (plain chip + this many small
 #: warps and mirrors, :mod:`faceprint.embedders.tta`). Enrollment happens once per photo, so
 #: the 5x embedding cost is paid there and queries stay plain: on LFW View 1 (one enrolled
@@ -56,39 +59,55 @@ class EnrollReport:
         enrolled: sources (paths, or ``#i`` for in-memory images) stored as samples.
         rejected: ``(source, reason)`` for photos left out (quality gate, unreadable, duplicate).
         sample_ids: gallery ids of the new samples, row for row with ``enrolled``.
+        taken: ``(source, box, faces)`` for each accepted photo that showed several faces: the
+            ``xyxy`` box of the face enrolled (its clear subject) and how many faces it showed.
     """
 
     name: str
     enrolled: list[str] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     sample_ids: list[int] = field(default_factory=list)
+    taken: list[tuple[str, list[float], int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """At least one photo was enrolled."""
         return bool(self.enrolled)
 
+    @property
+    def already_enrolled(self) -> bool:
+        """Nothing was enrolled because every photo is already in the gallery (a re-run)."""
+        return not self.enrolled and bool(self.rejected) and \
+            all(r.startswith(DUPLICATE_REASON) for _s, r in self.rejected)
+
     def to_dict(self) -> dict[str, Any]:
+        """``{"name", "enrolled", "rejected": [{"source", "reason"}], "taken": [{"source", "box", "faces"}]}``."""
         return {"name": self.name, "enrolled": self.enrolled,
-                "rejected": [{"source": s, "reason": r} for s, r in self.rejected]}
+                "rejected": [{"source": s, "reason": r} for s, r in self.rejected],
+                "taken": [{"source": s, "box": [round(v, 2) for v in box], "faces": n} for s, box, n in self.taken]}
 
 
 @dataclass(frozen=True)
 class FaceResult:
-    """One face of a photo and who it is: ``box`` is ``xyxy`` pixels, ``name`` None = unknown."""
+    """One face of a photo and who it is: ``box`` is ``xyxy`` pixels, ``name`` None = unknown;
+    ``score`` is what the open-set decision compared with ``threshold``."""
 
     box: tuple[float, float, float, float]
     name: str | None
     distance: float
     candidates: list[Candidate]
+    score: float = float("nan")
+    threshold: float = float("nan")
 
     @classmethod
     def of(cls, box: np.ndarray, ident: Identification) -> FaceResult:
-        return cls(tuple(float(v) for v in box), ident.name, ident.distance, ident.candidates)  # type: ignore[arg-type]
+        return cls(tuple(float(v) for v in box), ident.name, ident.distance, ident.candidates,  # type: ignore[arg-type]
+                   ident.score, ident.threshold)
 
     def to_record(self) -> dict[str, Any]:
-        """``{"box": [...], "name": str|None, "distance": d, "candidates": [{"name", "distance"}]}``."""
-        rec = Identification(self.name, self.distance, self.candidates).to_dict()
+        """``{"box": [...], "name": str|None, "distance", "score", "threshold",
+        "candidates": [{"name", "distance"}]}``."""
+        rec = Identification(self.name, self.distance, self.candidates, self.score, self.threshold).to_dict()
         return {"box": [round(v, 2) for v in self.box], **rec}
 
 
@@ -144,7 +163,8 @@ class Recognizer:
                on_image: Callable[[int], None] | None = None) -> EnrollReport:
         """Add the photos of one person that pass the quality gate, in one transaction.
 
-        Each photo must show exactly one face by default (see :class:`QualityGate`);
+        Each photo must show one face, or a clear subject among several (see
+        :class:`QualityGate`; :attr:`EnrollReport.taken` says which face was taken);
         unreadable photos, rejected ones and duplicates (a photo already enrolled, or a second
         copy of the same shot) are listed in :attr:`EnrollReport.rejected` instead of raising.
         ``keep_crops`` stores the aligned chips (off by default: privacy) so the gallery can
@@ -172,6 +192,7 @@ class Recognizer:
                                      hashes=[hashes[i] for i in keep], metadata=metadata,
                                      template=self.pipeline.aligner.template)
         report.enrolled = [sources[i] for i in keep]
+        report.taken = [t for t in report.taken if t[0] in report.enrolled]
         report.sample_ids = ids
         return report
 
@@ -183,19 +204,23 @@ class Recognizer:
             owner = self.gallery.find_photo(digest)
             if owner is not None or digest in hashes:
                 who = f"enrolled as {owner!r}" if owner is not None else "listed twice"
-                report.rejected.append((src, f"duplicate photo (already {who})"))
+                report.rejected.append((src, f"{DUPLICATE_REASON} (already {who})"))
                 return
         try:
             rgb = load_image(image)
             faces = self.pipeline.detect(rgb)
-            chip = self.pipeline.aligner.align(rgb, faces[0]).chips[0] if len(faces) else None
+            index, reason = gate.subject(faces, rgb.shape)
+            chip = self.pipeline.aligner.align(rgb, faces[index]).chips[0] if index is not None else None
         except FaceprintError as exc:
             report.rejected.append((src, str(exc).replace(f"{src}: ", "")))
             return
-        reason = gate.check(faces, chip)
+        if index is not None:
+            reason = gate.check(faces, chip, index)
         if reason is not None:
             report.rejected.append((src, reason))
             return
+        if len(faces) > 1:
+            report.taken.append((src, [float(v) for v in faces.xyxy[index]], len(faces)))
         chips.append(chip)
         sources.append(src)
         hashes.append(digest)
@@ -214,7 +239,7 @@ class Recognizer:
         for i, v in enumerate(vectors):
             pool = np.concatenate([stored, vectors[keep]]) if keep else stored
             if len(pool) and float(distances(v[None], pool, metric).min()) < DUPLICATE_DISTANCE:
-                report.rejected.append((sources[i], "duplicate photo (same shot as an enrolled photo)"))
+                report.rejected.append((sources[i], f"{DUPLICATE_REASON} (same shot as an enrolled photo)"))
             else:
                 keep.append(i)
         return keep

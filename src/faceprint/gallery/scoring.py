@@ -25,20 +25,32 @@ The decision (:attr:`OpenSetPolicy.normalize`) compares a *score* with a thresho
 - ``"none"``: the score is the distance; accept when it is <= ``threshold`` (a user threshold
   passed to ``identify(threshold=...)`` always means this).
 
-The pad is the model's FAR 1e-3 verification threshold divided by ``ratio_threshold``, so a
-gallery with one person and no cohort falls back to that verification threshold, and larger
-galleries become stricter in absolute distance (gallery-size aware). Either way the margin
-test then rejects when the second-best identity is closer than ``best + margin``.
+**Phantoms and the gallery's size.** A stranger's best match gets closer as the gallery grows
+(more chances), so one fixed threshold accepts more strangers in larger galleries; and a small
+gallery knows too few impostors to normalise with. Both are handled with model-level
+statistics that ship with the model's spec (:attr:`~faceprint.spec.ModelSpec.openset`; no
+face image, no real person's template): a Gaussian of the model's embeddings (mean, covariance
+of identity centres, within-identity covariance) from which :func:`phantom_faces` draws a
+fixed, seeded set of synthetic impostor faces that join every impostor pool (besides the
+gallery's own cohort, which can only add impostors); and a threshold by gallery size
+(:func:`ratio_threshold`: the spec's ``[[people, threshold], ...]`` table, interpolated in
+log(people), flat past its ends). Where fewer than ``cohort_k`` impostors are known the pool is
+padded with ``pad`` (the spec's, else the model's FAR 1e-3 verification threshold divided by
+the threshold, so a one-person gallery without phantoms or cohort falls back to that
+verification threshold). The margin test then rejects when the second-best identity is closer
+than ``best + margin``.
 
-``ratio_threshold`` and ``cohort_k`` were chosen on half of LFW View 1's people (one
-enrolled photo per person, see the README (Galleries) and ``benchmarks/bench_gallery.py``);
-the other half reports the result.
+The statistics, the size table and ``cohort_k`` were fitted and chosen on one part of LFW View
+1's people (one photo enrolled per person, gallery sizes 10 to 1,035); the other part reports
+the result (``benchmarks/bench_gallery.py openset``, README).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
-from importlib import import_module
+from importlib import import_module, resources
 from typing import Any, Sequence
 
 import numpy as np
@@ -59,8 +71,11 @@ class OpenSetPolicy:
         aggregation: ``"nearest"``, ``"centroid"`` or ``"knn"`` (see the module docstring).
         normalize: ``"symmetric"`` or ``"ratio"`` (cohort normalisation) or ``"none"`` (plain
             distance); see the module docstring.
-        ratio_threshold: accept when the normalised score <= this (``"symmetric"``, ``"ratio"``).
+        ratio_threshold: accept when the normalised score <= this (``"symmetric"``, ``"ratio"``);
+            ``None`` = the model's threshold for the gallery's size (:func:`ratio_threshold`).
         cohort_k: impostor distances averaged in each impostor mean.
+        phantoms: synthetic impostor faces from the model's statistics in every impostor pool
+            (:func:`phantom_faces`); ``None`` = the model's spec, 0 = none.
         threshold: with ``normalize="none"``, accept when the distance <= this (model metric
             units); ``None`` = :func:`default_threshold` for the gallery's model.
         margin: reject when the second-best identity is closer than ``best + margin``.
@@ -70,8 +85,9 @@ class OpenSetPolicy:
 
     aggregation: str = "nearest"
     normalize: str = "symmetric"
-    ratio_threshold: float = 0.86
+    ratio_threshold: float | None = None
     cohort_k: int = 5
+    phantoms: int | None = None
     threshold: float | None = None
     margin: float = 0.0
     knn: int = 5
@@ -82,8 +98,10 @@ class OpenSetPolicy:
             raise ConfigError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
         if self.normalize not in NORMALIZATIONS:
             raise ConfigError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
-        if self.margin < 0 or self.knn < 1 or self.shortlist < 1 or self.cohort_k < 1 or self.ratio_threshold <= 0:
-            raise ConfigError("margin must be >= 0, knn, shortlist and cohort_k >= 1, ratio_threshold > 0")
+        if self.margin < 0 or self.knn < 1 or self.shortlist < 1 or self.cohort_k < 1 or \
+                (self.ratio_threshold is not None and self.ratio_threshold <= 0) or \
+                (self.phantoms is not None and self.phantoms < 0):
+            raise ConfigError("margin and phantoms must be >= 0, knn, shortlist and cohort_k >= 1, ratio_threshold > 0")
 
 
 def model_spec(model_id: str) -> Any:
@@ -110,6 +128,74 @@ def default_threshold(model_id: str | None) -> float:
     return float(spec.thresholds.get("far_1e-3", spec.threshold))
 
 
+#: The normalised-score threshold of registered models whose spec has no size table.
+FALLBACK_RATIO_THRESHOLD = 0.86
+
+
+def _openset_stats(model_id: str | None) -> dict[str, Any]:
+    spec = model_spec(model_id) if model_id else None
+    return dict(getattr(spec, "openset", {}) or {}) if spec is not None else {}
+
+
+def ratio_threshold(policy: OpenSetPolicy, model_id: str | None, people: int) -> float:
+    """The normalised-score threshold for a gallery of ``people`` identities: the policy's when
+    set, else the model's size table (linear in log(people) between its rows, flat past its
+    ends), else :data:`FALLBACK_RATIO_THRESHOLD`."""
+    if policy.ratio_threshold is not None:
+        return float(policy.ratio_threshold)
+    table = sorted(_openset_stats(model_id).get("ratio_thresholds", []))
+    if not table:
+        return FALLBACK_RATIO_THRESHOLD
+    sizes = [math.log(max(float(n), 1.0)) for n, _t in table]
+    return float(np.interp(math.log(max(people, 1)), sizes, [float(t) for _n, t in table]))
+
+
+def _pad(policy: OpenSetPolicy, model_id: str | None, thr: float) -> float:
+    stats = _openset_stats(model_id)
+    return float(stats["pad"]) if "pad" in stats else default_threshold(model_id) / thr
+
+
+@functools.lru_cache(maxsize=4)
+def phantom_faces(model_id: str, n: int) -> np.ndarray:
+    """``(n, D)`` float32 synthetic impostor faces of a model: one photo each of ``n`` phantom
+    people drawn (seed 0) from the Gaussian in the model's ``openset["stats"]`` file (``mean +
+    between @ z1 + within @ z2``). Deterministic; ``(0, D)`` when the model ships no statistics."""
+    stats = _openset_stats(model_id)
+    spec = model_spec(model_id)
+    if n <= 0 or "stats" not in stats:
+        return np.zeros((0, spec.dim if spec is not None else 0), np.float32)
+    package = _spec_package(model_id)
+    with resources.files(package).joinpath(stats["stats"]).open("rb") as fh, np.load(fh) as data:
+        mean, between, within = (np.asarray(data[k], np.float64) for k in ("mean", "between", "within"))
+    rng = np.random.default_rng(0)
+    centres = mean + rng.standard_normal((n, len(mean))) @ between.T
+    return (centres + rng.standard_normal((n, len(mean))) @ within.T).astype(np.float32)
+
+
+def _spec_package(model_id: str) -> str:
+    """The package of the module that registers ``model_id`` (where its statistics file lies)."""
+    from ..registry import EMBEDDERS
+
+    for entry in EMBEDDERS.values():
+        module = import_module(entry.target.split(":")[0], "faceprint")
+        if getattr(getattr(module, "SPEC", None), "model_id", None) == model_id:
+            return module.__name__.rsplit(".", 1)[0]
+    raise ConfigError(f"model {model_id!r} is not registered")
+
+
+def _impostor_pool(gallery: Any, vectors: np.ndarray, policy: OpenSetPolicy) -> np.ndarray:
+    """``(Q, <=2k)`` distances to the nearest cohort faces and phantoms of each row of ``vectors``."""
+    k = policy.cohort_k
+    cohort = gallery._cohort_neighbours(vectors, k)
+    n = policy.phantoms if policy.phantoms is not None else int(_openset_stats(gallery.model_id).get("phantoms", 0))
+    phantoms = phantom_faces(gallery.model_id, n) if n and gallery.model_id else np.zeros((0, vectors.shape[1]))
+    if not len(phantoms):
+        return cohort
+    d = distances(vectors.astype(np.float32), phantoms, gallery.metric)
+    near = np.partition(d, min(k, d.shape[1]) - 1, axis=1)[:, :k]
+    return np.concatenate([np.asarray(cohort, np.float32).reshape(len(vectors), -1), near], axis=1)
+
+
 def distances(queries: np.ndarray, base: np.ndarray, metric: str) -> np.ndarray:
     """``(Q, N)`` float32 distances (euclidean, or ``1 - cos``)."""
     return Embeddings(queries, "m", metric).distance(Embeddings(base, "m", metric))
@@ -124,8 +210,8 @@ def identify_rows(gallery: Any, emb: Embeddings, policy: OpenSetPolicy, threshol
         return [Identification(None, float("inf"), [], float("nan")) for _ in range(len(emb))]
     norm = policy.normalize if threshold is None else "none"
     if norm != "none":
-        thr = policy.ratio_threshold
-        pad = default_threshold(gallery.model_id) / policy.ratio_threshold
+        thr = ratio_threshold(policy, gallery.model_id, len(gallery))
+        pad = _pad(policy, gallery.model_id, thr)
     else:
         thr = threshold if threshold is not None else policy.threshold
         thr = float(thr) if thr is not None else default_threshold(gallery.model_id)
@@ -134,7 +220,7 @@ def identify_rows(gallery: Any, emb: Embeddings, policy: OpenSetPolicy, threshol
     cands = [_aggregate(gallery, emb.vectors[q], dist[q], names[q], policy) for q in range(len(emb))]
     scores = np.array([c[0].distance if c else np.inf for c in cands])
     if norm != "none":
-        cohort = gallery._cohort_neighbours(emb.vectors, policy.cohort_k)
+        cohort = _impostor_pool(gallery, emb.vectors, policy)
         query_side = np.array([_impostor_mean([x.distance for x in c[1:]], cohort[q], pad, policy.cohort_k)
                                for q, c in enumerate(cands)])
         other_side = _owner_impostors(gallery, emb.vectors, cands, policy, pad) if norm == "symmetric" else query_side
@@ -142,12 +228,12 @@ def identify_rows(gallery: Any, emb: Embeddings, policy: OpenSetPolicy, threshol
     out = []
     for c, score in zip(cands, scores):
         if not c:
-            out.append(Identification(None, float("inf"), [], float("nan")))
+            out.append(Identification(None, float("inf"), [], float("nan"), float(thr)))
             continue
         accept = score <= thr
         if accept and policy.margin > 0 and len(c) > 1:
             accept = c[1].distance - c[0].distance >= policy.margin
-        out.append(Identification(c[0].name if accept else None, c[0].distance, c[:top_k], float(score)))
+        out.append(Identification(c[0].name if accept else None, c[0].distance, c[:top_k], float(score), float(thr)))
     return out
 
 
@@ -174,7 +260,7 @@ def _owner_impostors(gallery: Any, queries: np.ndarray, cands: list[list[Candida
                     for q, n in zip(rows, owners)]).astype(np.float32)
     k = max(policy.shortlist, policy.cohort_k + 1)
     dist, _ids, names = gallery._neighbours(own, k)
-    cohort = gallery._cohort_neighbours(own, policy.cohort_k)
+    cohort = _impostor_pool(gallery, own, policy)
     for r, (q, owner) in enumerate(zip(rows, owners)):
         others = [d for n, d in _nearest_per_identity(dist[r], names[r]).items() if n != owner]
         out[q] = _impostor_mean(others, cohort[r], pad, policy.cohort_k)

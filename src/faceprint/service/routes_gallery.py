@@ -1,7 +1,7 @@
 """``/v1/identify`` and ``/v1/people``: the gallery in the shared database, over HTTP.
 
 Bodies mirror the CLI's ``--json`` records: identify gives
-``{"image", "faces": [{"box", "name", "distance", "candidates"}]}`` (``name`` null = unknown),
+``{"image", "faces": [{"box", "name", "distance", "score", "threshold", "candidates"}]}`` (``name`` null = unknown),
 people are ``{"name", "samples", "metadata", "sources"}``.
 """
 
@@ -64,7 +64,8 @@ def _create(state: Any, person: NewPerson) -> dict[str, Any]:
 async def identify(request: Request, _key: ApiKey = Depends(needs("read")),
                    threshold: Optional[float] = Query(None, gt=0, description="Open-set distance threshold."),
                    top_k: int = Query(5, ge=1, le=50, description="Candidates listed per face.")) -> dict[str, Any]:
-    """Like ``faceprint identify --json``: ``{"image", "faces": [{"box", "name", "distance", "candidates"}]}``."""
+    """Like ``faceprint identify --json``: ``{"image", "faces": [{"box", "name", "distance", "score",
+    "threshold", "candidates"}]}``."""
     return await on_image(request, _identify, threshold, top_k)
 
 

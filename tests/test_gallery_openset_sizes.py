@@ -5,7 +5,6 @@ enrolled per person with the default gate."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from faceprint import FacePipeline

@@ -206,8 +206,6 @@ def identify_rows(gallery: Any, emb: Embeddings, policy: OpenSetPolicy, threshol
     """Run ``policy`` for every row of ``emb`` against ``gallery`` (see the module docstring)."""
     if len(emb) == 0:
         return []
-    if len(gallery) == 0:
-        return [Identification(None, float("inf"), [], float("nan")) for _ in range(len(emb))]
     norm = policy.normalize if threshold is None else "none"
     if norm != "none":
         thr = ratio_threshold(policy, gallery.model_id, len(gallery))
@@ -215,6 +213,8 @@ def identify_rows(gallery: Any, emb: Embeddings, policy: OpenSetPolicy, threshol
     else:
         thr = threshold if threshold is not None else policy.threshold
         thr = float(thr) if thr is not None else default_threshold(gallery.model_id)
+    if len(gallery) == 0:
+        return [Identification(None, float("inf"), [], float("nan"), float(thr)) for _ in range(len(emb))]
     k = max(policy.shortlist, top_k + 1, policy.knn, policy.cohort_k + 1)
     dist, _ids, names = gallery._neighbours(emb.vectors, k)
     cands = [_aggregate(gallery, emb.vectors[q], dist[q], names[q], policy) for q in range(len(emb))]

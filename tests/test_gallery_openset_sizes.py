@@ -68,9 +68,8 @@ def test_strangers_named_stay_under_two_percent_as_the_gallery_grows(lfw) -> Non
         before = OpenSetPolicy(ratio_threshold=0.86, phantoms=0)  # the fixed rule before (no cohort)
         old[size] = sum(x is not None and x.name is not None for x in (subject(r, s, policy=before) for s in strangers))
         r.gallery.close()
-    print("strangers named", named, "fixed rule", old)
-    assert all(n <= 3 for n in named.values()), named  # <= 2% of 150 at every size (measured: 0, 1, 2)
-    assert old[100] >= named[100] + 2, (old, named)  # the fixed rule accepted more at 100 (measured: 6)
+    assert all(n <= 3 for n in named.values()), named  # <= 2% of 150 at every size (measured: 0, 0, 1)
+    assert old[100] >= named[100] + 2, (old, named)  # the fixed rule named more at 100 (measured: 3 against 1)
 
 
 def test_known_faces_are_named_and_rarely_named_wrongly(lfw) -> None:
@@ -80,7 +79,6 @@ def test_known_faces_are_named_and_rarely_named_wrongly(lfw) -> None:
         res = [subject(r, queries[n]) for n in snapshots[size]]
         right = sum(x is not None and x.name == n for x, n in zip(res, snapshots[size]))
         wrong = sum(x is not None and x.name not in (None, n) for x, n in zip(res, snapshots[size]))
-        print("size", size, "right", right, "wrong", wrong)
         assert wrong <= max(1, size // 100), (size, wrong)  # wrong names <= 1%
-        assert right >= 0.7 * size, (size, right)
+        assert right >= 0.7 * size, (size, right)  # measured: 9 of 10, 25 of 30, 86 of 100
         r.gallery.close()

@@ -176,14 +176,14 @@ def test_enrolling_over_http_after_a_cli_enrollment_on_a_fresh_database(tmp_path
     svc = make_service(tmp_path / "g.db", pipeline, rate_per_minute=0)
     train = shared("people", "knn_examples", "train")
     with TestClient(svc.app, raise_server_exceptions=False) as c:
-        assert c.post("/v1/people", json={"name": "obama"}, headers=svc.headers("enroll")).status_code == 201
+        assert c.get("/v1/people", headers=svc.headers("read")).json() == []
         done = subprocess.run([sys.executable, "-c", "from faceprint.cli import main; main()", "enroll", "--db",
                                str(svc.db), "biden", str(train / "biden" / "biden.jpg")],
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        r = c.post("/v1/people/obama/faces", files={"image": ("o.jpg", (train / "obama" / "obama.jpg").read_bytes())},
+        r = c.post("/v1/people/biden/faces", files={"image": ("b2.jpg", (train / "biden" / "biden2.jpg").read_bytes())},
                    headers=svc.headers("enroll"))
-        assert r.status_code == 201, r.text
-        r = c.post("/v1/people/obama/faces", files={"image": ("again.jpg", (train / "obama" / "obama.jpg").read_bytes())},
+        assert r.status_code == 201 and r.json()["samples"] == 2, r.text
+        r = c.post("/v1/people/biden/faces", files={"image": ("again.jpg", (train / "biden" / "biden.jpg").read_bytes())},
                    headers=svc.headers("enroll"))
         assert "duplicate" in _problem(r, 422)["detail"]

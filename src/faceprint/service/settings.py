@@ -37,7 +37,7 @@ class ServiceSettings:
 
     db: Path
     max_request_bytes: int = 16 * 1024 * 1024
-    max_pixels: int = 24_000_000
+    max_pixels: int = 20_000_000
     max_decode_bytes: int = 256 * 1024 * 1024
     rate_per_minute: int = 1200
     anonymous_rate_per_minute: int = 120

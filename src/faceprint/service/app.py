@@ -113,12 +113,12 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
             raise NotFound(f"no page file {name!r}")
         return FileResponse(str(static / name), headers=_PAGE_HEADERS)
 
-    if settings.cors_origins:
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(KeyGate, auth=state.auth, routes=app.router.routes)  # outside BodyLimit: no key, no body read
+    if settings.cors_origins:  # outside KeyGate: preflights carry no key, refusals carry CORS headers
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(KeyGate, auth=state.auth)  # outside BodyLimit: no key, no body read
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

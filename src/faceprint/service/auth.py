@@ -139,12 +139,27 @@ class KeyGate:
     """ASGI middleware: authenticate ``/v1`` and ``/metrics`` requests before the app runs (so
     before any body is read), and rate-limit every other keyless request by client address.
 
-    The authenticated :class:`~faceprint.service.keys.ApiKey` is left in ``scope["state"]["api_key"]``.
+    Only paths some route serves are gated (``routes``, the app's route list; others get their
+    404). The authenticated :class:`~faceprint.service.keys.ApiKey` is left in
+    ``scope["state"]["api_key"]``, the matched route in ``scope["route"]`` (as routing would).
     """
 
-    def __init__(self, app: Any, auth: Authenticator) -> None:
+    def __init__(self, app: Any, auth: Authenticator, routes: list[Any]) -> None:
         self.app = app
         self.auth = auth
+        self.routes = routes
+
+    def _route(self, scope: dict[str, Any]) -> dict[str, Any] | None:
+        from starlette.routing import Match
+
+        partial = None
+        for route in self.routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                return child
+            if match is Match.PARTIAL and partial is None:
+                partial = child
+        return partial
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -153,9 +168,11 @@ class KeyGate:
         path = scope.get("path", "")
         client = (scope.get("client") or ("unknown", 0))[0]
         try:
-            if path.startswith(KEYED_PREFIXES) or path == "/v1":
+            route = self._route(scope) if path.startswith(KEYED_PREFIXES) else None
+            if route is not None:
                 from starlette.datastructures import Headers
 
+                scope.update(route)
                 scope.setdefault("state", {})["api_key"] = self.auth.authenticate(Headers(scope=scope), client)
             elif path not in UNLIMITED_PATHS:
                 self.auth.take_anonymous(client)

@@ -7,13 +7,12 @@ on 127.0.0.1; every wait is bounded.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from typing import Any, Iterator
 
 import pytest
 
-from .conftest import free_port, make_service
+from .conftest import free_port, make_service, running
 
 
 def _serve(app: Any, settings: Any) -> Iterator[tuple[str, int]]:
@@ -22,19 +21,8 @@ def _serve(app: Any, settings: Any) -> Iterator[tuple[str, int]]:
     from faceprint.service.server import uvicorn_config
 
     port = free_port()
-    server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    try:
+    for _ in running(uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=port))):
         yield "127.0.0.1", port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -54,6 +54,22 @@ def test_deeply_nested_metadata_is_refused_before_it_is_stored(client, service) 
     assert client.get("/v1/people", headers=service.headers("read")).json()[0]["metadata"] == ok
 
 
+def test_a_bad_row_stored_before_the_limits_does_not_break_listing(client, service) -> None:
+    import sqlite3
+    import time
+
+    assert client.post("/v1/people", json={"name": "fine"}, headers=service.headers("enroll")).status_code == 201
+    conn = sqlite3.connect(service.db)  # as an older faceprint would have stored it
+    conn.execute("INSERT INTO people (name, metadata, created_at) VALUES (?, ?, ?)",
+                 ("old", '{"a":' * 255 + "1" + "}" * 255, time.time()))
+    conn.commit()
+    conn.close()
+    r = client.get("/v1/people", headers=service.headers("read"))
+    assert r.status_code == 200 and [p["name"] for p in r.json()] == ["fine", "old"]
+    assert "nest" in r.json()[1]["metadata"]["invalid_metadata"]
+    assert client.delete("/v1/people/old", headers=service.headers("admin")).status_code == 200
+
+
 def test_parse_errors_are_4xx_problems(client, service) -> None:
     h = service.headers("read")
     bad_multipart = {"Content-Type": "multipart/form-data; boundary=xyz", **h}

@@ -20,7 +20,11 @@ schemathesis.experimental.OPEN_API_3_1.enable()  # FastAPI writes OpenAPI 3.1
 
 @pytest.fixture
 def api_schema(service):
-    return schemathesis.from_asgi("/openapi.json", service.app)
+    from schemathesis import DataGenerationMethod
+
+    # valid requests and invalid ones (wrong types, missing fields, out-of-range values)
+    return schemathesis.from_asgi("/openapi.json", service.app,
+                                  data_generation_methods=[DataGenerationMethod.positive, DataGenerationMethod.negative])
 
 
 schema = schemathesis.from_pytest_fixture("api_schema")

@@ -66,6 +66,16 @@ def check_name(name: Any) -> str:
     return out
 
 
+def stored_metadata(text: str) -> dict[str, Any]:
+    """Metadata read back from storage: a row written before these limits existed (or by
+    another program) that breaks them comes back as ``{"invalid_metadata": reason}``, so one
+    bad row cannot break listing everyone."""
+    try:
+        return check_metadata(json.loads(text))
+    except (ConfigError, ValueError, RecursionError) as exc:
+        return {"invalid_metadata": str(exc)}
+
+
 def check_metadata(metadata: Any) -> dict[str, Any]:
     """``metadata`` (``{}`` for ``None``) once checked to be storable and returnable as JSON.
 

@@ -34,7 +34,7 @@ from ..types import Embeddings
 from . import codec
 from .base import Gallery, Person
 from .index import ExactIndex
-from .names import check_metadata, check_name, lookup_name
+from .names import check_metadata, check_name, lookup_name, stored_metadata
 
 COMPONENT = "gallery"
 #: An int8 HNSW search fetches at least this many candidates and re-ranks them exactly.
@@ -315,7 +315,7 @@ class SqliteGallery(Gallery):
             rows = self._conn.execute(
                 "SELECT p.name, p.metadata, count(s.id) FROM people p LEFT JOIN samples s ON s.person_id = p.id "
                 "GROUP BY p.id ORDER BY p.name").fetchall()
-        return [Person(n, int(c), json.loads(m)) for n, m, c in rows]
+        return [Person(n, int(c), stored_metadata(m)) for n, m, c in rows]
 
     def person(self, name: str) -> Person:
         name = lookup_name(name)
@@ -323,7 +323,7 @@ class SqliteGallery(Gallery):
             pid = self._person_id(name)
             meta = self._conn.execute("SELECT metadata FROM people WHERE id = ?", (pid,)).fetchone()[0]
             rows = self._conn.execute("SELECT source FROM samples WHERE person_id = ? ORDER BY id", (pid,)).fetchall()
-        return Person(name, len(rows), json.loads(meta), [r[0] for r in rows if r[0]])
+        return Person(name, len(rows), stored_metadata(meta), [r[0] for r in rows if r[0]])
 
     def samples(self, name: str | None = None) -> tuple[Embeddings, list[str], list[int]]:
         sql = ("SELECT s.id, p.name, s.vector, s.scale FROM samples s JOIN people p ON p.id = s.person_id")

@@ -6,8 +6,8 @@ one attack at a time, records the status and the server's resident memory above 
 its RSS just before that request (the allocator keeps freed memory, so later rows start higher):
 
 - images at the default limit (a 5000x4000 PNG, a 5000x4000 JPEG of a real photo) and past
-  it (a zero-filled 6300x6300 PNG of 115 KB, a 10000x10000 PNG), a JPEG whose header claims
-  4400x4400 over 3 KB of data, an EPS file;
+  it (an 8000x6000 JPEG photo, decoded at half size; a zero-filled 6300x6300 PNG of 115 KB;
+  a 10000x10000 PNG), a JPEG whose header claims 4400x4400 over 3 KB of data, an EPS file;
 - N connections that never finish their headers: seconds until the server closed the last;
 - J junk-method requests without a key: metric series and exposition size afterwards.
 
@@ -52,6 +52,7 @@ def payloads() -> list[tuple[str, bytes]]:
     liar = small[:sof + 5] + (4400).to_bytes(2, "big") + (4400).to_bytes(2, "big") + small[sof + 9:]
     return [("PNG 5000x4000 (limit)", _encode(Image.new("RGB", (5000, 4000), (90, 90, 90)), "PNG")),
             ("JPEG 5000x4000 photo (limit)", _encode(photo, "JPEG", quality=90)),
+            ("JPEG 8000x6000 photo (decoded at 1/2)", _encode(photo.resize((8000, 6000)), "JPEG", quality=90)),
             ("PNG 6300x6300 zeros", _encode(Image.new("RGB", (6300, 6300)), "PNG")),
             ("PNG 10000x10000 zeros", _encode(Image.new("L", (10000, 10000)), "PNG")),
             ("JPEG header 4400x4400, 3 KB data", liar),

@@ -128,6 +128,11 @@ def _check_budget(name: str, size: tuple[int, int], mode: str, max_pixels: int, 
                                  f"over the {max_decode_bytes >> 20} MiB decode budget")
 
 
+def _fits(size: tuple[int, int], factor: int, max_pixels: int, max_decode_bytes: int) -> bool:
+    width, height = -(-size[0] // factor), -(-size[1] // factor)
+    return width * height <= max_pixels and decode_bytes(width, height) <= max_decode_bytes
+
+
 def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS,
                max_decode_bytes: int = DECODE_BUDGET_BYTES) -> np.ndarray:
     """Read ``source`` into an RGB uint8 ``(H, W, 3)`` array.
@@ -149,13 +154,32 @@ def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS,
         ImageDecodeError: the input is missing, empty, corrupt, truncated, of a format not
             read here or of an unsupported type; the message names the input.
     """
+    return load_image_scaled(source, max_pixels, max_decode_bytes)[0]
+
+
+#: JPEG DCT scalings Pillow can decode at directly (``Image.draft``), smallest reduction first.
+JPEG_REDUCTIONS = (1, 2, 4, 8)
+
+
+def load_image_scaled(source: ImageInput, max_pixels: int = MAX_PIXELS, max_decode_bytes: int = DECODE_BUDGET_BYTES,
+                      reduce: bool = False) -> tuple[np.ndarray, float]:
+    """:func:`load_image`, and with ``reduce`` a JPEG over the limits is decoded at 1/2, 1/4 or
+    1/8 size (the smallest reduction that fits; the decoder never builds the full image)
+    instead of being refused. Returns the array and its scale: decoded pixels per pixel of
+    the original (1.0 unless reduced), so coordinates found on the array divided by it are
+    the original image's.
+
+    Raises:
+        ImageTooLargeError, ImageDecodeError: as :func:`load_image` (for a JPEG even 1/8 size
+            does not fit; Pillow's own bomb guard also refuses headers over 179 M pixels).
+    """
     name = describe(source)
     if isinstance(source, np.ndarray):
-        return _from_array(source, name, max_pixels)
+        return _from_array(source, name, max_pixels), 1.0
     from PIL import Image, UnidentifiedImageError
 
     if isinstance(source, Image.Image):
-        return _from_pil(source, name, max_pixels)
+        return _from_pil(source, name, max_pixels), 1.0
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if len(data) == 0:
@@ -180,8 +204,12 @@ def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS,
         raise ImageDecodeError(f"{name}: not a readable image (not {', '.join(imageformat.FORMATS)} "
                                f"by its first bytes)")
     declared = imageformat.header_size(head, fmt)
+    factor = 1
+    if declared is not None and reduce and fmt == "JPEG":
+        factor = next((k for k in JPEG_REDUCTIONS if _fits(declared, k, max_pixels, max_decode_bytes)),
+                      JPEG_REDUCTIONS[-1])
     if declared is not None:
-        _check_budget(name, declared, "RGB", max_pixels, max_decode_bytes)
+        _check_budget(name, tuple(-(-v // factor) for v in declared), "RGB", max_pixels, max_decode_bytes)
     try:
         if fmt == "JPEG":  # the plausibility check reads the whole stream
             data = data if data is not None else Path(source).read_bytes()  # type: ignore[arg-type]
@@ -189,9 +217,12 @@ def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS,
             if why is not None:
                 raise ImageDecodeError(f"{name}: not a readable image ({why})")
         with Image.open(io.BytesIO(data) if data is not None else path, formats=[fmt]) as img:
+            full_width = img.size[0]
+            if factor > 1:
+                img.draft("RGB", (-(-img.size[0] // factor), -(-img.size[1] // factor)))
             _check_budget(name, img.size, img.mode, max_pixels, max_decode_bytes)
             img.load()
-            return _from_pil(img, name, max_pixels)
+            return _from_pil(img, name, max_pixels), img.size[0] / full_width
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:

@@ -203,3 +203,29 @@ def test_enrolling_over_http_after_a_cli_enrollment_on_a_fresh_database(tmp_path
         r = c.post("/v1/people/biden/faces", files={"image": ("again.jpg", (train / "biden" / "biden.jpg").read_bytes())},
                    headers=svc.headers("enroll"))
         assert "duplicate" in _problem(r, 422)["detail"]
+
+
+def test_a_jpeg_over_the_pixel_limit_is_decoded_reduced_with_boxes_in_its_own_pixels(tmp_path, pipeline) -> None:
+    """A 4x upscaled photo over the server's pixel limit: detected at 1/4 size, boxes and
+    landmarks answered in the upload's pixels (4x those of the original photo)."""
+    from fastapi.testclient import TestClient
+
+    photo = Image.open(shared("people", "obama.jpg")).convert("RGB")
+    big = photo.resize((photo.width * 4, photo.height * 4))
+    svc = make_service(tmp_path / "g.db", pipeline, rate_per_minute=0,
+                       max_pixels=photo.width * photo.height * 2)  # the upscaled photo is 16x that
+    with TestClient(svc.app, raise_server_exceptions=False) as c:
+        def detect(img: Image.Image) -> dict:
+            buf = io.BytesIO()
+            img.save(buf, "JPEG", quality=95)
+            r = c.post("/v1/detect", files={"image": ("p.jpg", buf.getvalue())}, headers=svc.headers("read"))
+            assert r.status_code == 200, r.text
+            return r.json()["faces"][0]
+
+        small, large = detect(photo), detect(big)
+        assert np.allclose(np.array(large["box"]) / 4, small["box"], atol=6)
+        assert np.allclose(np.array(large["landmarks"]) / 4, small["landmarks"], atol=4)
+        buf = io.BytesIO()
+        big.save(buf, "PNG")  # no reduced decode for PNG: refused from its header
+        r = c.post("/v1/detect", files={"image": ("p.png", buf.getvalue())}, headers=svc.headers("read"))
+        assert "pixel limit" in _problem(r, 413)["detail"]

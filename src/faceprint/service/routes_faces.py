@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from .keys import ApiKey
 from .problems import problem_responses
 from .state import get_state, needs
-from .uploads import Upload, named, read_uploads
+from .uploads import Upload, named, read_uploads, unscale
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
@@ -32,25 +32,28 @@ def image_body(*fields: str) -> dict[str, Any]:
 
 
 def _detect(state: Any, upload: Upload) -> dict[str, Any]:
-    rgb = state.decode(upload)
+    rgb, scale = state.decode(upload)
     with named(upload, rgb):
         faces = state.pipeline.detect(rgb)
     state.metrics.faces.inc(len(faces))
-    return {"image": upload.name, "faces": faces.to_records()}
+    records = [{**f, "box": unscale(f["box"], scale), "landmarks": [unscale(p, scale) for p in f["landmarks"]]}
+               for f in faces.to_records()]
+    return {"image": upload.name, "faces": records}
 
 
 def _embed(state: Any, upload: Upload) -> dict[str, Any]:
-    rgb = state.decode(upload)
+    rgb, scale = state.decode(upload)
     with named(upload, rgb):
         result = state.pipeline.embed(rgb)
     state.metrics.faces.inc(len(result))
     return {"image": upload.name, "model": state.pipeline.spec.model_id,
-            "faces": [{"box": f["box"], "score": f["score"], "embedding": f["embedding"]} for f in result.to_records()]}
+            "faces": [{"box": unscale(f["box"], scale), "score": f["score"], "embedding": f["embedding"]}
+                      for f in result.to_records()]}
 
 
 def _verify(state: Any, a: Upload, b: Upload, face: int, threshold: Optional[float]) -> dict[str, Any]:
     pipe = state.pipeline
-    rgb_a, rgb_b = state.decode(a), state.decode(b)
+    (rgb_a, _), (rgb_b, _) = state.decode(a), state.decode(b)
     with named(a, rgb_a), named(b, rgb_b):
         result = pipe.verify(rgb_a, rgb_b, face=face, threshold=threshold)
     data = result.to_dict()

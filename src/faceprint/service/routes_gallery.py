@@ -17,7 +17,7 @@ from .keys import ApiKey
 from .problems import PROBLEM_JSON, problem_responses
 from .routes_faces import PROBLEMS, image_body, on_image
 from .state import get_state, needs
-from .uploads import Upload, named, read_uploads
+from .uploads import Upload, named, read_uploads, unscale
 
 router = APIRouter(prefix="/v1", tags=["gallery"])
 _GONE = problem_responses({404: "no such person", 409: "name already taken"})
@@ -37,16 +37,17 @@ class Merge(BaseModel):
 
 
 def _identify(state: Any, upload: Upload, threshold: Optional[float], top_k: int) -> dict[str, Any]:
-    rgb = state.decode(upload)
+    rgb, scale = state.decode(upload)
     with named(upload, rgb):
         results = state.recognizer.identify(rgb, threshold=threshold, top_k=top_k)
     state.metrics.faces.inc(len(results))
-    return {"image": upload.name, "faces": [r.to_record() for r in results]}
+    records = [r.to_record() for r in results]
+    return {"image": upload.name, "faces": [{**r, "box": unscale(r["box"], scale)} for r in records]}
 
 
 def _enroll(state: Any, name: str, upload: Upload) -> dict[str, Any]:
     state.gallery.person(name)  # 404 before any work when the person is unknown
-    state.decode(upload)  # the server's pixel limit and decode budget (the recognizer decodes again)
+    state.decode(upload, reduce=False)  # the server's limits at full size (the recognizer decodes again, in full)
     # the encoded bytes, so the duplicate check sees the same photo hash as `faceprint enroll FILE`
     report = state.recognizer.enroll(name, [upload.data]).to_dict()
     report["enrolled"] = [upload.name for _ in report["enrolled"]]

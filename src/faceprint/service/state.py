@@ -38,8 +38,9 @@ class ServiceState:
 
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
-    def decode(self, upload: Upload) -> Any:
-        return decode(upload, self.settings.max_pixels, self.settings.max_decode_bytes)
+    def decode(self, upload: Upload, reduce: bool = True) -> tuple[Any, float]:
+        """The upload's pixels within the server's limits, and their scale (see :func:`decode`)."""
+        return decode(upload, self.settings.max_pixels, self.settings.max_decode_bytes, reduce)
 
 
 def get_state(request: Any) -> ServiceState:

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import FaceprintError, ImageDecodeError
-from ..image import describe, load_image
+from ..image import describe, load_image_scaled
 from .problems import BadRequest, problem, send_problem
 
 
@@ -87,8 +87,12 @@ async def _form(request: Any, n_files: int) -> Any:
         raise BadRequest(f"malformed multipart body ({message})") from None
 
 
-def decode(upload: Upload, max_pixels: int, max_decode_bytes: int) -> np.ndarray:
-    """RGB uint8 ``(H, W, 3)`` of an upload (run it in a worker thread: it is CPU work).
+def decode(upload: Upload, max_pixels: int, max_decode_bytes: int, reduce: bool = False) -> tuple[np.ndarray, float]:
+    """RGB uint8 ``(H, W, 3)`` of an upload and its scale (run it in a worker thread: it is CPU work).
+
+    With ``reduce`` a JPEG over the limits is decoded at 1/2, 1/4 or 1/8 size
+    (:func:`faceprint.image.load_image_scaled`): the detector works on at most 1920 pixels
+    anyway; coordinates found on the array divided by the scale are the upload's.
 
     Raises:
         ImageTooLargeError: more than ``max_pixels`` pixels or ``max_decode_bytes`` to decode
@@ -98,7 +102,12 @@ def decode(upload: Upload, max_pixels: int, max_decode_bytes: int) -> np.ndarray
     if not upload.data:
         raise ImageDecodeError(f"{upload.name}: no data")
     with named(upload, upload.data):
-        return load_image(upload.data, max_pixels=max_pixels, max_decode_bytes=max_decode_bytes)
+        return load_image_scaled(upload.data, max_pixels=max_pixels, max_decode_bytes=max_decode_bytes, reduce=reduce)
+
+
+def unscale(box: list[float], scale: float) -> list[float]:
+    """A box or point found on a reduced decode, in the upload's pixels."""
+    return box if scale == 1.0 else [round(v / scale, 2) for v in box]
 
 
 @contextlib.contextmanager

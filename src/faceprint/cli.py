@@ -33,6 +33,11 @@ JitterOpt = typer.Option(0, "--jitter", min=0, help="Test-time augmentation: als
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
     _state["debug"] = debug
+    if not debug:  # library warnings (Pillow's EXIF/TIFF notes) as one line, without source paths
+        import warnings
+
+        warnings.showwarning = lambda message, category, *_a, **_k: typer.echo(
+            f"warning: {' '.join(str(message).split())}", err=True)
 
 
 def _run(fn: Callable[[], Any]) -> None:

@@ -24,7 +24,11 @@ def serve(db: Path = DbOpt,
                                                      help="Calibration JSON: its threshold and match probabilities."),
           workers: int = typer.Option(0, "--workers", min=0, help="Model calls at once (0 = one per CPU core)."),
           max_upload_mb: float = typer.Option(16.0, "--max-upload-mb", min=0.001, help="Largest request body."),
-          max_pixels: int = typer.Option(40_000_000, "--max-pixels", min=1, help="Largest image (width x height)."),
+          max_pixels: int = typer.Option(20_000_000, "--max-pixels", min=1, help="Largest image (width x height)."),
+          max_decode_mb: int = typer.Option(256, "--max-decode-mb", min=1,
+                                            help="Most memory one image's decode may take (larger images get 413)."),
+          request_timeout: float = typer.Option(30.0, "--request-timeout", min=1.0,
+                                                help="Seconds a client has to send a whole request (headers: a third)."),
           rate_limit: int = typer.Option(1200, "--rate-limit", min=0,
                                          help="Requests per minute per API key unless the key has its own (0 = off)."),
           burst: int = typer.Option(60, "--burst", min=1, help="Requests a key may send at once."),
@@ -38,14 +42,18 @@ def serve(db: Path = DbOpt,
 
         from .service import ServiceSettings, create_app
 
+        from .service.server import uvicorn_config
+
         settings = ServiceSettings(db=db, max_request_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
-                                   rate_per_minute=rate_limit, burst=burst, workers=workers,
+                                   max_decode_bytes=max_decode_mb << 20, request_timeout_s=request_timeout,
+                                   header_timeout_s=request_timeout / 3, rate_per_minute=rate_limit, burst=burst,
+                                   workers=workers,
                                    cors_origins=tuple(cors_origin), calibration=calibration, detector=detector,
                                    model=model)
         typer.echo(f"loading models ({detector}, {model}) ...", err=True)
         application = create_app(settings)
         typer.echo(f"faceprint serving {db} on http://{host}:{port}/ (web page /ui/, API docs /docs)", err=True)
-        uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.Server(uvicorn_config(application, settings, host=host, port=port)).run()
 
     _run(body)
 

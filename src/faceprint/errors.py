@@ -20,6 +20,11 @@ class ImageDecodeError(FaceprintError, ValueError):
     exit_code = 3
 
 
+class ImageTooLargeError(ImageDecodeError):
+    """The image's header declares more pixels, or a decode needing more memory, than the limit allows
+    (refused before any pixel is decoded)."""
+
+
 class NoFaceError(FaceprintError, LookupError):
     """A face was required but none was found, or the requested face index does not exist."""
 
@@ -118,6 +123,7 @@ __all__ = [
     "FaceprintError",
     "GalleryError",
     "ImageDecodeError",
+    "ImageTooLargeError",
     "ModelLoadError",
     "ModelMismatchError",
     "NoFaceError",

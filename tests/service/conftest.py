@@ -77,7 +77,12 @@ def live_server(tmp_path: Path, pipeline: Any) -> Iterator[LiveServer]:
 
     svc = make_service(tmp_path / "gallery.db", pipeline, rate_per_minute=0)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(svc.app, host="127.0.0.1", port=port, log_level="warning"))
+    for _ in running(uvicorn.Server(uvicorn.Config(svc.app, host="127.0.0.1", port=port, log_level="warning"))):
+        yield LiveServer(f"http://127.0.0.1:{port}", svc)
+
+
+def running(server: Any) -> Iterator[None]:
+    """Run a ``uvicorn.Server`` in a thread while the caller's ``for`` body runs (started within 20 s)."""
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -86,7 +91,7 @@ def live_server(tmp_path: Path, pipeline: Any) -> Iterator[LiveServer]:
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", svc)
+        yield
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -149,7 +149,7 @@ def test_too_many_pixels_is_413_before_decoding(tmp_path, pipeline) -> None:
     svc = make_service(tmp_path / "g.db", pipeline, max_pixels=100 * 100, rate_per_minute=0)
     with TestClient(svc.app) as c:
         r = c.post("/v1/detect", headers=svc.headers("read"), files={"image": ("wide.png", _png(101, 100), "image/png")})
-        assert "101x100 image exceeds the server's 10000 pixel limit" in _problem(r, 413)["detail"]
+        assert "wide.png: 101x100 exceeds the 10000 pixel limit" in _problem(r, 413)["detail"]
         r = c.post("/v1/detect", headers=svc.headers("read"), files={"image": ("ok.png", _png(100, 100), "image/png")})
         assert r.status_code == 200 and r.json()["faces"] == []
 

@@ -127,6 +127,26 @@ class Gallery(abc.ABC):
             ConfigError: ``sources``/``crops`` lengths differ from ``len(embeddings)``.
         """
 
+    def add_new_faces(self, name: str, embeddings: Embeddings, *, hashes: Sequence[str | None],
+                      **kwargs: Any) -> tuple[list[int], dict[int, str]]:
+        """:meth:`add_faces` for the rows whose photo (``hashes[i]``, see :meth:`find_photo`) no
+        stored sample comes from; returns the new ids and ``{row: owner's name}`` of the rows left out.
+
+        Backends with write transactions check inside the transaction that stores the rows (so
+        concurrent enrollers of one photo store it once); this default checks just before it.
+        ``kwargs`` are :meth:`add_faces`'s (``sources``, ``crops``, ...), row for row.
+        """
+        known = {i: owner for i, h in enumerate(hashes) if h is not None and (owner := self.find_photo(h))}
+        keep = [i for i in range(len(embeddings)) if i not in known]
+        if not keep:
+            return [], known
+        rows = {k: (v if k not in ("sources", "crops") or v is None else [v[i] for i in keep])
+                for k, v in kwargs.items()}
+        if rows.get("crops") is not None:
+            rows["crops"] = np.stack(rows["crops"])
+        ids = self.add_faces(name, embeddings[np.array(keep)], hashes=[hashes[i] for i in keep], **rows)
+        return ids, known
+
     @abc.abstractmethod
     def people(self) -> list[Person]:
         """Every person, sorted by name."""

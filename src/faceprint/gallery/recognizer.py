@@ -187,10 +187,16 @@ class Recognizer:
         keep = self._drop_near_duplicates(name, emb.vectors, sources, report) if dedupe else list(range(len(emb)))
         if not keep:
             return report
-        ids = self.gallery.add_faces(name, emb[np.array(keep)], sources=[sources[i] for i in keep],
-                                     crops=np.stack([chips[i] for i in keep]) if keep_crops else None,
-                                     hashes=[hashes[i] for i in keep], metadata=metadata,
-                                     template=self.pipeline.aligner.template)
+        rows = dict(sources=[sources[i] for i in keep], crops=np.stack([chips[i] for i in keep]) if keep_crops else None,
+                    metadata=metadata, template=self.pipeline.aligner.template)
+        if dedupe:  # the photo check again, inside the write (another enroller may have stored it meanwhile)
+            ids, known = self.gallery.add_new_faces(name, emb[np.array(keep)], hashes=[hashes[i] for i in keep],
+                                                    **rows)
+            report.rejected += [(sources[keep[j]], f"duplicate photo (already enrolled as {owner!r})")
+                                for j, owner in sorted(known.items())]
+            keep = [k for j, k in enumerate(keep) if j not in known]
+        else:
+            ids = self.gallery.add_faces(name, emb[np.array(keep)], hashes=[hashes[i] for i in keep], **rows)
         report.enrolled = [sources[i] for i in keep]
         report.taken = [t for t in report.taken if t[0] in report.enrolled]
         report.sample_ids = ids

@@ -17,6 +17,7 @@ exact search whenever the graph found the true neighbour.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -33,6 +34,7 @@ from ..types import Embeddings
 from . import codec
 from .base import Gallery, Person
 from .index import ExactIndex
+from .names import check_metadata, check_name, lookup_name, stored_metadata
 
 COMPONENT = "gallery"
 #: An int8 HNSW search fetches at least this many candidates and re-ranks them exactly.
@@ -80,12 +82,6 @@ ANN_THRESHOLD = 50_000
 #: recall@1 0.992 at 1M dlib-shaped faces, search p50 1.7 ms (README, Search at scale).
 ANN_EF_ADD = 256
 ANN_EF = 320
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"a person needs a non-empty name, got {name!r}")
-    return name.strip()
 
 
 class SqliteGallery(Gallery):
@@ -159,6 +155,7 @@ class SqliteGallery(Gallery):
                     self._conn.executemany("INSERT OR REPLACE INTO gallery_meta VALUES (?, ?)", rows.items())
                     meta.update(rows)
             self.model_id, self.metric = meta["model_id"], meta["metric"]
+            self.dtype = meta.get("dtype", self.dtype)  # another process may have bound the file first
             self.dim = int(meta["dim"]) if "dim" in meta else None
         if self.dim is None and check_dim:
             with self._lock, transaction(self._conn):
@@ -169,7 +166,7 @@ class SqliteGallery(Gallery):
 
     # ---- writes ----------------------------------------------------------------------------------
     def _person_id(self, name: str) -> int:
-        row = self._conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        row = self._conn.execute("SELECT id FROM people WHERE name = ?", (lookup_name(name),)).fetchone()
         if row is None:
             raise PersonNotFoundError(f"no person named {name!r} in {self.path}")
         return int(row[0])
@@ -177,20 +174,33 @@ class SqliteGallery(Gallery):
     def _insert_person(self, name: str, metadata: dict[str, Any] | None) -> int:
         try:
             cur = self._conn.execute("INSERT INTO people (name, metadata, created_at) VALUES (?, ?, ?)",
-                                     (name, json.dumps(metadata or {}), time.time()))
+                                     (check_name(name), json.dumps(check_metadata(metadata)), time.time()))
         except sqlite3.IntegrityError:
             raise PersonExistsError(f"a person named {name!r} already exists in {self.path}") from None
         return int(cur.lastrowid)
 
     def add_person(self, name: str, metadata: dict[str, Any] | None = None) -> None:
-        name = _check_name(name)
+        name, metadata = check_name(name), check_metadata(metadata)
         with self._lock, transaction(self._conn):
             self._insert_person(name, metadata)
 
     def add_faces(self, name: str, embeddings: Embeddings, *, sources: Sequence[str | None] | None = None,
                   crops: np.ndarray | None = None, create: bool = True, hashes: Sequence[str | None] | None = None,
                   metadata: dict[str, Any] | None = None, template: str = "") -> list[int]:
-        name = _check_name(name)
+        return self._add_faces(name, embeddings, sources=sources, crops=crops, create=create, hashes=hashes,
+                               metadata=metadata, template=template)[0]
+
+    def add_new_faces(self, name: str, embeddings: Embeddings, *, hashes: Sequence[str | None],
+                      **kwargs: Any) -> tuple[list[int], dict[int, str]]:
+        """:meth:`add_faces` for the rows whose photo hash no sample holds yet, checked inside the
+        write transaction (so two enrollers of one photo store it once)."""
+        return self._add_faces(name, embeddings, hashes=hashes, skip_known=True, **kwargs)
+
+    def _add_faces(self, name: str, embeddings: Embeddings, *, sources: Sequence[str | None] | None = None,
+                   crops: np.ndarray | None = None, create: bool = True, hashes: Sequence[str | None] | None = None,
+                   metadata: dict[str, Any] | None = None, template: str = "",
+                   skip_known: bool = False) -> tuple[list[int], dict[int, str]]:
+        name, metadata = check_name(name), check_metadata(metadata)
         n = len(embeddings)
         for label, seq in (("sources", sources), ("crops", crops), ("hashes", hashes)):
             if seq is not None and len(seq) != n:
@@ -206,8 +216,14 @@ class SqliteGallery(Gallery):
             if row is None and not create:
                 raise PersonNotFoundError(f"no person named {name!r} in {self.path}")
             pid = int(row[0]) if row is not None else self._insert_person(name, metadata)
-            ids = []
+            ids, known = [], {}
             for i in range(n):
+                if skip_known and hashes is not None and hashes[i] is not None:
+                    owner = self._conn.execute("SELECT p.name FROM samples s JOIN people p ON p.id = s.person_id "
+                                               "WHERE s.photo_sha256 = ? LIMIT 1", (hashes[i],)).fetchone()
+                    if owner is not None:
+                        known[i] = str(owner[0])
+                        continue
                 cur = self._conn.execute(
                     "INSERT INTO samples (person_id, model_id, vector, scale, source, photo_sha256, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -217,10 +233,10 @@ class SqliteGallery(Gallery):
                 if pngs is not None:
                     self._conn.execute("INSERT INTO crops VALUES (?, ?, ?)", (ids[-1], template, pngs[i]))
         self._index_dirty = True
-        return ids
+        return ids, known
 
     def rename(self, old: str, new: str) -> None:
-        new = _check_name(new)
+        new = check_name(new)
         with self._lock, transaction(self._conn):
             pid = self._person_id(old)
             try:
@@ -230,7 +246,7 @@ class SqliteGallery(Gallery):
         self._index_dirty = True
 
     def merge(self, src: str, dst: str) -> int:
-        if src == dst:
+        if lookup_name(src) == lookup_name(dst):
             raise ConfigError(f"cannot merge {src!r} into itself")
         with self._lock, transaction(self._conn):
             s, d = self._person_id(src), self._person_id(dst)
@@ -299,18 +315,21 @@ class SqliteGallery(Gallery):
             rows = self._conn.execute(
                 "SELECT p.name, p.metadata, count(s.id) FROM people p LEFT JOIN samples s ON s.person_id = p.id "
                 "GROUP BY p.id ORDER BY p.name").fetchall()
-        return [Person(n, int(c), json.loads(m)) for n, m, c in rows]
+        return [Person(n, int(c), stored_metadata(m)) for n, m, c in rows]
 
     def person(self, name: str) -> Person:
+        name = lookup_name(name)
         with self._lock:
             pid = self._person_id(name)
             meta = self._conn.execute("SELECT metadata FROM people WHERE id = ?", (pid,)).fetchone()[0]
             rows = self._conn.execute("SELECT source FROM samples WHERE person_id = ? ORDER BY id", (pid,)).fetchall()
-        return Person(name, len(rows), json.loads(meta), [r[0] for r in rows if r[0]])
+        return Person(name, len(rows), stored_metadata(meta), [r[0] for r in rows if r[0]])
 
     def samples(self, name: str | None = None) -> tuple[Embeddings, list[str], list[int]]:
         sql = ("SELECT s.id, p.name, s.vector, s.scale FROM samples s JOIN people p ON p.id = s.person_id")
-        with self._lock:
+        with self._lock, self._snapshot():
+            if self.dim is None:  # another process may have stored the first vectors since we opened
+                self._bind_from_file()
             if name is None:
                 rows = self._conn.execute(sql + " ORDER BY s.id").fetchall()
             else:
@@ -320,6 +339,15 @@ class SqliteGallery(Gallery):
                                self.dim or 0)
         return (Embeddings(vectors.reshape(len(rows), self.dim or 0), self.model_id or "", self.metric or "euclidean"),
                 [r[1] for r in rows], [int(r[0]) for r in rows])
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Any:
+        """A read transaction: the statements inside see one state of the file."""
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
 
     def _sources_for(self, sample_ids: Sequence[int]) -> list[str]:
         with self._lock:

@@ -6,10 +6,10 @@ from importlib import resources
 from typing import Any
 
 from .. import __version__
-from .auth import Authenticator, RateLimiter
+from .auth import Authenticator, KeyGate, RateLimiter
 from .keys import KeyStore
 from .metrics import Metrics, MetricsMiddleware
-from .problems import install_handlers
+from .problems import COMMON_PROBLEMS, install_handlers, problem_responses
 from .settings import ServiceSettings
 from .state import ServiceState, needs
 from .uploads import BodyLimit
@@ -64,7 +64,8 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
     if gallery is None:
         gallery = open_gallery(settings.db, model_id=pipeline.spec.model_id, metric=pipeline.spec.metric)
     state = ServiceState(settings=settings, pipeline=pipeline, keys=keys,
-                         auth=Authenticator(keys, RateLimiter(settings.burst), settings.rate_per_minute),
+                         auth=Authenticator(keys, RateLimiter(settings.burst), settings.rate_per_minute,
+                                            settings.anonymous_rate_per_minute),
                          metrics=metrics, limiter=anyio.CapacityLimiter(settings.worker_count),
                          gallery=gallery, recognizer=Recognizer(pipeline, gallery), jobs=ClusterJobs(settings.db))
     @contextlib.asynccontextmanager
@@ -75,8 +76,11 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
     app = FastAPI(title="faceprint", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan,
                   description="Face detection, embedding, verification and identification. Every endpoint except "
                               "/healthz needs an API key (`faceprint keys create`) sent as `Authorization: Bearer "
-                              "KEY` or `X-API-Key: KEY`. Errors are RFC 7807 problem details. "
-                              "Cluster jobs work on the photo index that `faceprint index --db` fills.")
+                              "KEY` or `X-API-Key: KEY`. Errors are RFC 7807 problem details "
+                              "(`application/problem+json`, schema `Problem`), never a stack trace; a 5xx "
+                              "means a server fault. Cluster jobs work on the photo index that "
+                              "`faceprint index --db` fills.",
+                  responses=problem_responses(COMMON_PROBLEMS))
     app.state.fp = state
     metrics.watch_gallery(gallery)
     install_handlers(app)
@@ -88,7 +92,8 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "model": state.pipeline.spec.model_id}
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (scope read)")
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (scope read)",
+             responses={200: {"description": "Prometheus text exposition", "content": {"text/plain": {}}}})
     async def prometheus(_key: Any = Depends(needs("read"))) -> Response:
         body, ctype = metrics.exposition()
         return Response(body, media_type=ctype)
@@ -108,11 +113,12 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
             raise NotFound(f"no page file {name!r}")
         return FileResponse(str(static / name), headers=_PAGE_HEADERS)
 
-    if settings.cors_origins:
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(KeyGate, auth=state.auth, routes=app.router.routes)  # outside BodyLimit: no key, no body read
+    if settings.cors_origins:  # outside KeyGate: preflights carry no key, refusals carry CORS headers
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

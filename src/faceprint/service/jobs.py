@@ -55,7 +55,7 @@ class ClusterJobs:
         self._jobs: dict[int, Job] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceprint-cluster")
+        self._pool: ThreadPoolExecutor | None = None  # started by the first job (again after a shutdown)
 
     def submit(self, params: dict[str, Any]) -> Job:
         """Queue a job; ``params`` are ``algorithm``, ``threshold``, ``full`` and clusterer options.
@@ -74,7 +74,9 @@ class ClusterJobs:
             for old in sorted(self._jobs)[:-self.keep]:
                 if self._jobs[old].status in ("done", "failed"):
                     del self._jobs[old]
-        self._pool.submit(self._run, job)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceprint-cluster")
+            self._pool.submit(self._run, job)
         return job
 
     def get(self, job_id: int) -> Job | None:
@@ -107,4 +109,8 @@ class ClusterJobs:
                 conn.close()
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Cancel queued jobs and stop the worker (the app may start again: a new worker then)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)

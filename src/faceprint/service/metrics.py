@@ -5,9 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+#: HTTP methods recorded by name; anything else is counted as ``OTHER`` (labels stay bounded).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 
 class Metrics:
-    """Request counts, latencies and in-flight requests by route template; exposition text."""
+    """Request counts, latencies and in-flight requests by route template; exposition text.
+
+    Labels come only from bounded sets (matched route templates or ``unmatched``, the
+    methods in :data:`METHODS` or ``OTHER``, status codes), so clients cannot add series.
+    """
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -61,4 +68,6 @@ class MetricsMiddleware:
             self.metrics.in_flight.dec()
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(scope.get("method", ""), route, str(status["code"])).inc()
+            method = scope.get("method", "")
+            method = method if method in METHODS else "OTHER"
+            self.metrics.requests.labels(method, route, str(status["code"])).inc()

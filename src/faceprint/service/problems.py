@@ -18,6 +18,38 @@ log = logging.getLogger("faceprint.service")
 
 PROBLEM_JSON = "application/problem+json"
 
+#: JSON schema of every error body (RFC 7807); validation failures add ``errors``, a rejected
+#: enrollment adds ``report``.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem", "type": "object", "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:faceprint:error:<ErrorClass>, or about:blank"},
+        "title": {"type": "string", "description": "the HTTP status phrase"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string", "description": "what was expected and what arrived"},
+        "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "loc": {"type": "array"}, "msg": {"type": "string"}}}},
+        "report": {"type": "object", "description": "the enrollment report of a rejected photo"},
+    },
+}
+
+#: Status codes every API operation may answer with a problem body, and why.
+COMMON_PROBLEMS: dict[int, str] = {
+    400: "malformed request (bad JSON, multipart, base64 or content type)",
+    401: "missing, unknown or revoked API key",
+    403: "the API key's scope is too low",
+    408: "the request was not received in time",
+    413: "body larger than the server's limit, or an image over its pixel limit or decode budget",
+    422: "invalid parameters or fields, not an image, or no face where one is needed",
+    429: "rate limit exceeded (per key, or per address without a key); see Retry-After",
+}
+
+
+def problem_responses(codes: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for ``{status: description}``, each a problem+json body."""
+    return {status: {"description": text, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+            for status, text in codes.items()}
+
 
 class ServiceError(fe.FaceprintError):
     """An HTTP-level refusal; ``status`` is the response code."""
@@ -64,6 +96,13 @@ class BadRequest(ServiceError):
     exit_code = 2
 
 
+class RequestTimeout(ServiceError):
+    """The client did not send the whole request in time."""
+
+    status = 408
+    exit_code = 2
+
+
 class NotFound(ServiceError):
     """The addressed resource (person, job) does not exist."""
 
@@ -80,6 +119,7 @@ _STATUS: list[tuple[type[BaseException], int]] = [
     (fe.GalleryError, 500),  # storage failure: details stay in the server log
     (fe.UnknownClusterError, 404),
     (fe.CollectionError, 409),  # e.g. the photo index mixes models
+    (fe.ImageTooLargeError, 413),
     (fe.ImageDecodeError, 422),
     (fe.NoFaceError, 422),
     (fe.ModelMismatchError, 409),
@@ -121,6 +161,18 @@ def problem_for(exc: BaseException, hide: str = "") -> tuple[int, dict[str, Any]
     detail = str(exc).replace(hide, "the gallery") if hide else str(exc)
     body = problem(status, detail, type_=f"urn:faceprint:error:{type(exc).__name__}")
     return status, body, headers
+
+
+async def send_problem(send: Any, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    """Answer an ASGI request with a problem body from a middleware (outside FastAPI's handlers);
+    the connection is closed after it, since the request body may be left unread."""
+    import json
+
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(data)).encode()),
+           (b"connection", b"close"), *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
 
 
 def install_handlers(app: Any) -> None:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from .keys import ApiKey
-from .problems import BadRequest, NotFound
+from .problems import BadRequest, NotFound, problem_responses
 from .state import get_state, needs
 
 router = APIRouter(prefix="/v1", tags=["collections"])
@@ -44,7 +44,8 @@ async def jobs(request: Request, _key: ApiKey = Depends(needs("read"))) -> list[
     return [job.to_dict(with_result=False) for job in get_state(request).jobs.list()]
 
 
-@router.get("/cluster/{job_id}", summary="A cluster job; when done, its clusters like `faceprint cluster --json -`")
+@router.get("/cluster/{job_id}", summary="A cluster job; when done, its clusters like `faceprint cluster --json -`",
+            responses=problem_responses({404: "no such job"}))
 async def job(request: Request, job_id: int, _key: ApiKey = Depends(needs("read"))) -> dict[str, Any]:
     found = get_state(request).jobs.get(job_id)
     if found is None:

@@ -10,18 +10,15 @@ from typing import Any, Callable, Optional
 from fastapi import APIRouter, Depends, Query, Request
 
 from .keys import ApiKey
+from .problems import problem_responses
 from .state import get_state, needs
-from .uploads import Upload, read_uploads
+from .uploads import Upload, named, read_uploads, unscale
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
-_PROBLEM = {"content": {"application/problem+json": {"schema": {"type": "object"}}}}
-#: Problem-details responses every image endpoint may give.
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    s: {"description": d, **_PROBLEM} for s, d in (
-        (400, "malformed request"), (401, "missing or unknown API key"), (403, "API key scope too low"),
-        (413, "body or image too large"), (422, "not an image, or no face where one is needed"),
-        (429, "rate limit exceeded"))}
+#: Problem-details responses every image endpoint may give (beyond :data:`COMMON_PROBLEMS`).
+PROBLEMS: dict[int | str, dict[str, Any]] = problem_responses(
+    {422: "not an image, an unsupported format, or no face where one is needed"})
 
 
 def image_body(*fields: str) -> dict[str, Any]:
@@ -35,21 +32,30 @@ def image_body(*fields: str) -> dict[str, Any]:
 
 
 def _detect(state: Any, upload: Upload) -> dict[str, Any]:
-    faces = state.pipeline.detect(state.decode(upload))
+    rgb, scale = state.decode(upload)
+    with named(upload, rgb):
+        faces = state.pipeline.detect(rgb)
     state.metrics.faces.inc(len(faces))
-    return {"image": upload.name, "faces": faces.to_records()}
+    records = [{**f, "box": unscale(f["box"], scale), "landmarks": [unscale(p, scale) for p in f["landmarks"]]}
+               for f in faces.to_records()]
+    return {"image": upload.name, "faces": records}
 
 
 def _embed(state: Any, upload: Upload) -> dict[str, Any]:
-    result = state.pipeline.embed(state.decode(upload))
+    rgb, scale = state.decode(upload)
+    with named(upload, rgb):
+        result = state.pipeline.embed(rgb)
     state.metrics.faces.inc(len(result))
     return {"image": upload.name, "model": state.pipeline.spec.model_id,
-            "faces": [{"box": f["box"], "score": f["score"], "embedding": f["embedding"]} for f in result.to_records()]}
+            "faces": [{"box": unscale(f["box"], scale), "score": f["score"], "embedding": f["embedding"]}
+                      for f in result.to_records()]}
 
 
 def _verify(state: Any, a: Upload, b: Upload, face: int, threshold: Optional[float]) -> dict[str, Any]:
     pipe = state.pipeline
-    result = pipe.verify(state.decode(a), state.decode(b), face=face, threshold=threshold)
+    (rgb_a, _), (rgb_b, _) = state.decode(a), state.decode(b)
+    with named(a, rgb_a), named(b, rgb_b):
+        result = pipe.verify(rgb_a, rgb_b, face=face, threshold=threshold)
     data = result.to_dict()
     probability = pipe.match_probability(result.distance)
     if probability is not None:
@@ -82,7 +88,8 @@ async def embed(request: Request, _key: ApiKey = Depends(needs("read"))) -> dict
              openapi_extra=image_body("image_a", "image_b"), responses=PROBLEMS)
 async def verify(request: Request, _key: ApiKey = Depends(needs("read")),
                  face: int = Query(0, ge=0, description="Which face of each image (0 = largest)."),
-                 threshold: Optional[float] = Query(None, gt=0, description="Override the model's threshold.")
+                 threshold: Optional[float] = Query(None, gt=0, allow_inf_nan=False,
+                                                   description="Override the model's threshold.")
                  ) -> dict[str, Any]:
     """Like ``faceprint verify --json``: ``{"match", "distance", "threshold", "model"[, "probability"]}``.
 

@@ -14,14 +14,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from .keys import ApiKey
-from .problems import PROBLEM_JSON
+from .problems import PROBLEM_JSON, problem_responses
 from .routes_faces import PROBLEMS, image_body, on_image
 from .state import get_state, needs
-from .uploads import Upload, check_pixels, read_uploads
+from .uploads import Upload, named, read_uploads, unscale
 
 router = APIRouter(prefix="/v1", tags=["gallery"])
-_GONE = {404: {"description": "no such person", "content": {PROBLEM_JSON: {}}},
-         409: {"description": "name already taken", "content": {PROBLEM_JSON: {}}}}
+_GONE = problem_responses({404: "no such person", 409: "name already taken"})
 
 
 class NewPerson(BaseModel):
@@ -38,14 +37,17 @@ class Merge(BaseModel):
 
 
 def _identify(state: Any, upload: Upload, threshold: Optional[float], top_k: int) -> dict[str, Any]:
-    results = state.recognizer.identify(state.decode(upload), threshold=threshold, top_k=top_k)
+    rgb, scale = state.decode(upload)
+    with named(upload, rgb):
+        results = state.recognizer.identify(rgb, threshold=threshold, top_k=top_k)
     state.metrics.faces.inc(len(results))
-    return {"image": upload.name, "faces": [r.to_record() for r in results]}
+    records = [r.to_record() for r in results]
+    return {"image": upload.name, "faces": [{**r, "box": unscale(r["box"], scale)} for r in records]}
 
 
 def _enroll(state: Any, name: str, upload: Upload) -> dict[str, Any]:
     state.gallery.person(name)  # 404 before any work when the person is unknown
-    check_pixels(upload, state.settings.max_pixels)
+    state.decode(upload, reduce=False)  # the server's limits at full size (the recognizer decodes again, in full)
     # the encoded bytes, so the duplicate check sees the same photo hash as `faceprint enroll FILE`
     report = state.recognizer.enroll(name, [upload.data]).to_dict()
     report["enrolled"] = [upload.name for _ in report["enrolled"]]
@@ -62,7 +64,8 @@ def _create(state: Any, person: NewPerson) -> dict[str, Any]:
 @router.post("/identify", summary="Who is in this photo? Every face with its name or null (unknown)",
              openapi_extra=image_body("image"), responses=PROBLEMS)
 async def identify(request: Request, _key: ApiKey = Depends(needs("read")),
-                   threshold: Optional[float] = Query(None, gt=0, description="Open-set distance threshold."),
+                   threshold: Optional[float] = Query(None, gt=0, allow_inf_nan=False,
+                                                     description="Open-set distance threshold."),
                    top_k: int = Query(5, ge=1, le=50, description="Candidates listed per face.")) -> dict[str, Any]:
     """Like ``faceprint identify --json``: ``{"image", "faces": [{"box", "name", "distance", "score",
     "threshold", "candidates"}]}``."""

@@ -38,8 +38,9 @@ class ServiceState:
 
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
-    def decode(self, upload: Upload) -> Any:
-        return decode(upload, self.settings.max_pixels)
+    def decode(self, upload: Upload, reduce: bool = True) -> tuple[Any, float]:
+        """The upload's pixels within the server's limits, and their scale (see :func:`decode`)."""
+        return decode(upload, self.settings.max_pixels, self.settings.max_decode_bytes, reduce)
 
 
 def get_state(request: Any) -> ServiceState:
@@ -55,7 +56,11 @@ def needs(scope: str) -> Callable[..., Any]:
     header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKeyHeader")
 
     async def dependency(request: Request, _bearer: Any = Security(bearer), _header: Any = Security(header)) -> ApiKey:
-        return get_state(request).auth.check(request.headers, scope)
+        auth = get_state(request).auth
+        record = request.scope.get("state", {}).get("api_key")  # KeyGate authenticated it before the body
+        if record is None:
+            return auth.check(request.headers, scope, (request.client.host if request.client else ""))
+        return auth.require(record, scope)
 
     dependency.__name__ = f"needs_{scope}"
     return dependency

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
+import contextlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import ImageDecodeError
-from ..image import load_image
-from .problems import PROBLEM_JSON, BadRequest, PayloadTooLarge, problem
+from ..errors import FaceprintError, ImageDecodeError
+from ..image import describe, load_image_scaled
+from .problems import BadRequest, problem, send_problem
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ async def read_uploads(request: Any, fields: tuple[str, ...]) -> dict[str, Uploa
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     out: dict[str, Upload] = {}
     if ctype == "multipart/form-data":
-        form = await request.form(max_files=len(fields) + 2, max_fields=len(fields) + 8)
+        form = await _form(request, len(fields))
         for field in fields:
             item = form.get(field)
             if item is None:
@@ -62,6 +62,8 @@ async def read_uploads(request: Any, fields: tuple[str, ...]) -> dict[str, Uploa
             body = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BadRequest(f"request body is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise BadRequest("request body is not valid JSON (nested too deeply)") from None
         if not isinstance(body, dict):
             raise BadRequest("JSON body must be an object such as {\"image\": \"<base64>\"}")
         for field in fields:
@@ -74,41 +76,58 @@ async def read_uploads(request: Any, fields: tuple[str, ...]) -> dict[str, Uploa
     return out
 
 
-def check_pixels(upload: Upload, max_pixels: int) -> None:
-    """Refuse an upload whose header says it has more than ``max_pixels`` pixels (nothing is decoded).
-
-    Raises:
-        PayloadTooLarge: the image is over the limit.
-    """
-    from PIL import Image
+async def _form(request: Any, n_files: int) -> Any:
+    """The parsed multipart form; a malformed body is a 400, not a parser crash."""
+    from starlette.formparsers import MultiPartException
 
     try:
-        with Image.open(io.BytesIO(upload.data)) as img:
-            width, height = img.size
-    except Exception:  # unreadable header: decoding names the problem
-        return
-    if width * height > max_pixels:
-        raise PayloadTooLarge(f"{upload.name}: {width}x{height} image exceeds the server's {max_pixels} pixel limit")
+        return await request.form(max_files=n_files + 2, max_fields=n_files + 8)
+    except (MultiPartException, ValueError, KeyError, UnicodeDecodeError) as exc:  # python-multipart's errors
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        raise BadRequest(f"malformed multipart body ({message})") from None
 
 
-def decode(upload: Upload, max_pixels: int) -> np.ndarray:
-    """RGB uint8 ``(H, W, 3)`` of an upload (run it in a worker thread: it is CPU work).
+def decode(upload: Upload, max_pixels: int, max_decode_bytes: int, reduce: bool = False) -> tuple[np.ndarray, float]:
+    """RGB uint8 ``(H, W, 3)`` of an upload and its scale (run it in a worker thread: it is CPU work).
+
+    With ``reduce`` a JPEG over the limits is decoded at 1/2, 1/4 or 1/8 size
+    (:func:`faceprint.image.load_image_scaled`): the detector works on at most 1920 pixels
+    anyway; coordinates found on the array divided by the scale are the upload's.
 
     Raises:
-        PayloadTooLarge: more than ``max_pixels`` pixels (checked from the header, before decoding).
+        ImageTooLargeError: more than ``max_pixels`` pixels or ``max_decode_bytes`` to decode
+            (checked from the header, before decoding).
         ImageDecodeError: not a readable image.
     """
     if not upload.data:
         raise ImageDecodeError(f"{upload.name}: no data")
-    check_pixels(upload, max_pixels)
+    with named(upload, upload.data):
+        return load_image_scaled(upload.data, max_pixels=max_pixels, max_decode_bytes=max_decode_bytes, reduce=reduce)
+
+
+def unscale(box: list[float], scale: float) -> list[float]:
+    """A box or point found on a reduced decode, in the upload's pixels."""
+    return box if scale == 1.0 else [round(v / scale, 2) for v in box]
+
+
+@contextlib.contextmanager
+def named(upload: Upload, *images: Any) -> Iterator[None]:
+    """Errors raised inside name the upload instead of ``<N bytes>`` or ``<array uint8 (H, W, 3)>``."""
     try:
-        return load_image(upload.data, max_pixels=max_pixels)
-    except ImageDecodeError as exc:  # name the upload, not "<N bytes>"
-        raise ImageDecodeError(f"{upload.name}: {str(exc).partition(': ')[2] or exc}") from None
+        yield
+    except FaceprintError as exc:
+        text = str(exc)
+        for image in images:
+            text = text.replace(describe(image), upload.name)
+        if text == str(exc):
+            raise
+        raise type(exc)(text) from None
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for bodies over ``max_bytes`` (declared or streamed)."""
+    """ASGI middleware: 413 for bodies over ``max_bytes``, declared (answered before the app
+    runs) or streamed, e.g. chunked (raised from the app's ``receive`` as an HTTP 413, which
+    FastAPI's body parsing passes through)."""
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
@@ -120,7 +139,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await send_problem(send, 413, problem(413, self._message()))
             return
         seen = 0
 
@@ -130,14 +149,12 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise PayloadTooLarge(f"request body exceeds the server's {self.max_bytes} byte limit")
+                    from fastapi import HTTPException  # FastAPI re-raises its own HTTPException from body parsing
+
+                    raise HTTPException(413, self._message())
             return message
 
         await self.app(scope, counted, send)
 
-    async def _refuse(self, send: Any) -> None:
-        body = json.dumps(problem(413, f"request body exceeds the server's {self.max_bytes} byte limit")).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+    def _message(self) -> str:
+        return f"request body exceeds the server's {self.max_bytes} byte limit"

@@ -192,7 +192,7 @@ class Recognizer:
         if dedupe:  # the photo check again, inside the write (another enroller may have stored it meanwhile)
             ids, known = self.gallery.add_new_faces(name, emb[np.array(keep)], hashes=[hashes[i] for i in keep],
                                                     **rows)
-            report.rejected += [(sources[keep[j]], f"duplicate photo (already enrolled as {owner!r})")
+            report.rejected += [(sources[keep[j]], f"{DUPLICATE_REASON} (already enrolled as {owner!r})")
                                 for j, owner in sorted(known.items())]
             keep = [k for j, k in enumerate(keep) if j not in known]
         else:

@@ -83,22 +83,18 @@ def video(source: str = typer.Argument(..., help="Video file, camera index (0, 1
     """
 
     def body() -> None:
-        from .gallery import Recognizer
-        from .video import VideoRecognizer
         from .video.annotate import draw_tracks
         from .video.events import EventLog
-        from .video.identify import GalleryIdentifier
+        from .video.identify import video_recognizer
         from .video.source import VideoSink, VideoSource
 
         liveness = _liveness(blink, head_turn, antispoof or [])
         src = VideoSource(source).open()  # fail fast on a bad source, before loading models
         pipe = _pipeline(detector, model)
         gallery = _open_gallery(db, pipe)
-        rec = VideoRecognizer(pipe.detector, pipe.aligner, pipe.embedder,
-                              GalleryIdentifier(Recognizer(pipe, gallery, threshold=threshold), pipe.threshold,
-                                                threshold), liveness=liveness, detect_every=detect_every,
-                              detect_scale=detect_scale, max_embeddings=max_embeddings, recheck_frames=recheck_every,
-                              require_live=require_live).load()
+        rec = video_recognizer(pipe, gallery, threshold, liveness=liveness, detect_every=detect_every,
+                               detect_scale=detect_scale, max_embeddings=max_embeddings, recheck_frames=recheck_every,
+                               require_live=require_live).load()
         to_stdout = events is not None and str(events) == "-"
         log = EventLog(None if events is None or to_stdout else events)
         sink = VideoSink(out, src.fps, src.size) if out is not None else None

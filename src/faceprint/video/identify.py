@@ -48,4 +48,16 @@ class GalleryIdentifier:
         return out
 
 
-__all__ = ["GalleryIdentifier"]
+def video_recognizer(pipeline: Any, gallery: Any, threshold: float | None = None, **options: Any) -> Any:
+    """The :class:`~faceprint.video.VideoRecognizer` that ``faceprint video`` and the service's
+    live webcam use: the pipeline's models, each track named by the photo decision
+    (``Recognizer(pipeline, gallery).identify_faces``) with ``threshold`` (``None`` = the
+    gallery's policy); ``options`` go to the recognizer."""
+    from ..gallery import Recognizer
+    from .recognizer import VideoRecognizer
+
+    identifier = GalleryIdentifier(Recognizer(pipeline, gallery, threshold=threshold), pipeline.threshold, threshold)
+    return VideoRecognizer(pipeline.detector, pipeline.aligner, pipeline.embedder, identifier, **options)
+
+
+__all__ = ["GalleryIdentifier", "video_recognizer"]

@@ -124,11 +124,11 @@ def main() -> None:
             for setting, options in settings:
                 result = score_views(run_views(clip, pipe, gallery, **options), shots, ENROLLED,
                                      scored if name != "facenet" else None)
-                share = result["enrolled frames named"]
+                share = ", ".join(f"{ENROLLED[who]} {v:.0%}" for who, v in result["enrolled frames named"].items())
                 rows.append((name, setting, str(result["tracks"]), str(result["named correctly"]),
                              str(result["named wrongly"]), str(result["unnamed"]),
                              str(result["named across a cut"]), str(result["frames named wrongly"]),
-                             "-" if share is None else f"{share:.0%}"))
+                             share or "-"))
             text, events = event_counts(clip, db, tmp)
             events_rows.append((name, text))
             if name == "joined":

@@ -101,11 +101,12 @@ def score_views(frames: Sequence[tuple[int, Sequence[Any]]], shots: Sequence[Sho
         ``{"tracks", "named correctly", "named wrongly", "unnamed", "named across a cut",
         "frames named wrongly", "frames named", "enrolled frames named"}`` and ``"per_track"``
         (track id -> verdict). "frames named wrongly" counts face-frames where a name was shown
-        on someone it does not belong to; "enrolled frames named" is the share of enrolled
-        people's face-frames shown with their name.
+        on someone it does not belong to; "enrolled frames named" maps each enrolled person
+        seen to the share of their face-frames shown with their name.
     """
     tracks: dict[int, TrackScore] = {}
-    named = wrong = enrolled_frames = enrolled_named = 0
+    named = wrong = 0
+    per_person: dict[str, list[int]] = {}  # enrolled person -> [face-frames, shown with their name]
     for index, views in frames:
         if scored is not None and not scored(index):
             continue
@@ -115,8 +116,9 @@ def score_views(frames: Sequence[tuple[int, Sequence[Any]]], shots: Sequence[Sho
             name = d.name if d.decided and d.name is not None and view.label == d.name else None
             tracks.setdefault(view.track_id, TrackScore(view.track_id)).shown.append((index, name, who, shot))
             if who in enrolled:
-                enrolled_frames += 1
-                enrolled_named += int(name == enrolled[who])
+                counts = per_person.setdefault(who, [0, 0])
+                counts[0] += 1
+                counts[1] += int(name == enrolled[who])
             if name is not None:
                 named += 1
                 wrong += int(enrolled.get(who) != name)
@@ -126,7 +128,7 @@ def score_views(frames: Sequence[tuple[int, Sequence[Any]]], shots: Sequence[Sho
         out[kind] = sum(v == kind for v in verdicts.values())
     out["named across a cut"] = sum(t.named_across_cut for t in tracks.values())
     out["frames named"], out["frames named wrongly"] = named, wrong
-    out["enrolled frames named"] = round(enrolled_named / enrolled_frames, 3) if enrolled_frames else None
+    out["enrolled frames named"] = {who: round(n / total, 3) for who, (total, n) in sorted(per_person.items())}
     out["per_track"] = verdicts
     return out
 

@@ -118,7 +118,7 @@ def main() -> None:
         gallery = open_gallery(db)
         rows, events_rows, junction = [], [], []
         settings = [("default", {}),
-                    ("checks off", {"shots": False, "recheck_frames": None,
+                    ("checks off", {"shots": False, "recheck_frames": None, "appearance_jump": None,
                                     "tracker": FaceTracker()})]
         for name, clip, shots in clips:
             for setting, options in settings:

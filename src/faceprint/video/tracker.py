@@ -14,7 +14,8 @@ not overlap each other, the usual case):
 
 A new track is tentative until it has ``min_hits`` detections, then confirmed; unmatched
 confirmed tracks become lost and are dropped after ``max_lost_frames`` frames without a
-detection.
+detection. Detection may run on every n-th frame only: between detections, tracks move on
+their Kalman prediction and their landmarks follow the box.
 
 Re-attaching a lost track is checked by appearance when the caller can describe faces (a
 ``describe`` callable passed to :meth:`FaceTracker.step`, e.g. face embeddings) and the track
@@ -22,8 +23,7 @@ has a reference ``appearance``: a lost track never takes a detection whose descr
 farther than ``reattach_distance`` from it (so a face that reappears near someone else's lost
 track starts its own track instead of taking that name), and a lost track whose face reappears
 away from its predicted box (no overlap) is re-attached by appearance alone, within
-``reattach_radius`` box heights of where it was. Detection may run on every n-th frame only: between detections, tracks move on
-their Kalman prediction and their landmarks follow the box.
+``reattach_radius`` box heights of where it was.
 """
 
 from __future__ import annotations

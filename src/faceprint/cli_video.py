@@ -44,11 +44,11 @@ def _open_gallery(db: str, pipe: Any) -> Any:
 def _summary(views: list[Any], frames: int, seconds: float, stats: dict[str, int]) -> list[str]:
     fps = frames / seconds if seconds > 0 else 0.0
     lines = [f"{frames} frames in {seconds:.2f} s: {fps:.1f} fps (detector on {stats['detections']} frames, "
-             f"{stats['embeddings']} face embeddings)"]
+             f"{stats['embeddings']} face embeddings, {stats['cuts']} shot cuts)"]
     for v in views:
         conf = f" {v.decision.confidence:.2f}" if v.decision.decided and v.decision.name else ""
         lines.append(f"  track #{v.track_id}: {v.label}{conf}, seen {v.first_time_s:.2f}-{v.last_seen_s:.2f} s, "
-                     f"liveness {v.liveness.state}")
+                     f"liveness {v.liveness.state}, ended: {v.end_reason}")
     return lines
 
 
@@ -62,7 +62,10 @@ def video(source: str = typer.Argument(..., help="Video file, camera index (0, 1
                                            "tracks follow their motion model between."),
           detect_scale: float = typer.Option(1.0, "--detect-scale", min=0.05, max=1.0,
                                              help="Downscale frames by this factor for detection."),
-          max_embeddings: int = typer.Option(3, "--max-embeddings", min=1, help="Embeddings per track at most."),
+          max_embeddings: int = typer.Option(3, "--max-embeddings", min=1, help="Embeddings in a track's first "
+                                             "stretch, before the slower re-checks."),
+          recheck_every: int = typer.Option(15, "--recheck-every", min=1, help="Frames between re-checks of a "
+                                            "track's identity (each embeds its best frame of the stretch)."),
           threshold: Optional[float] = ThresholdOpt,
           blink: bool = typer.Option(False, "--blink", help="Active liveness: a track is live after a blink."),
           head_turn: bool = typer.Option(False, "--head-turn", help="Active liveness challenge: turn the head "
@@ -80,20 +83,18 @@ def video(source: str = typer.Argument(..., help="Video file, camera index (0, 1
     """
 
     def body() -> None:
-        from .video import VideoRecognizer
         from .video.annotate import draw_tracks
         from .video.events import EventLog
-        from .video.identify import GalleryIdentifier
+        from .video.identify import video_recognizer
         from .video.source import VideoSink, VideoSource
 
         liveness = _liveness(blink, head_turn, antispoof or [])
         src = VideoSource(source).open()  # fail fast on a bad source, before loading models
         pipe = _pipeline(detector, model)
         gallery = _open_gallery(db, pipe)
-        rec = VideoRecognizer(pipe.detector, pipe.aligner, pipe.embedder,
-                              GalleryIdentifier(gallery, pipe.threshold, threshold), liveness=liveness,
-                              detect_every=detect_every, detect_scale=detect_scale, max_embeddings=max_embeddings,
-                              require_live=require_live).load()
+        rec = video_recognizer(pipe, gallery, threshold, liveness=liveness, detect_every=detect_every,
+                               detect_scale=detect_scale, max_embeddings=max_embeddings, recheck_frames=recheck_every,
+                               require_live=require_live).load()
         to_stdout = events is not None and str(events) == "-"
         log = EventLog(None if events is None or to_stdout else events)
         sink = VideoSink(out, src.fps, src.size) if out is not None else None

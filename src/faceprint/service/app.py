@@ -55,8 +55,9 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
     from fastapi.responses import FileResponse, RedirectResponse
 
     from ..gallery import Recognizer, open_gallery
-    from . import routes_cluster, routes_faces, routes_gallery
+    from . import routes_cluster, routes_faces, routes_gallery, routes_live
     from .jobs import ClusterJobs
+    from .live import LiveSessions
 
     keys = KeyStore(settings.db)
     metrics = Metrics()
@@ -67,7 +68,8 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
                          auth=Authenticator(keys, RateLimiter(settings.burst), settings.rate_per_minute,
                                             settings.anonymous_rate_per_minute),
                          metrics=metrics, limiter=anyio.CapacityLimiter(settings.worker_count),
-                         gallery=gallery, recognizer=Recognizer(pipeline, gallery), jobs=ClusterJobs(settings.db))
+                         gallery=gallery, recognizer=Recognizer(pipeline, gallery), jobs=ClusterJobs(settings.db),
+                         live=LiveSessions(pipeline, gallery))
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> Any:
         yield
@@ -87,6 +89,7 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
     app.include_router(routes_faces.router)
     app.include_router(routes_gallery.router)
     app.include_router(routes_cluster.router)
+    app.include_router(routes_live.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: no key needed")
     async def healthz() -> dict[str, Any]:

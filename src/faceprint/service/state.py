@@ -32,6 +32,7 @@ class ServiceState:
     gallery: Any = None
     recognizer: Any = None
     jobs: Any = None  # ClusterJobs
+    live: Any = None  # LiveSessions (webcam streams)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         import anyio.to_thread

@@ -22,10 +22,14 @@ class EventLog:
     ``time_s``, ``name``, ``decided``, ``confidence``, ``votes`` and ``liveness``):
 
     - ``appeared``: a track is confirmed (its first frame);
-    - ``identified``: its identity decision changed (name or unknown);
+    - ``identified``: its identity decision changed (name or unknown); ``reason`` says why a
+      name was withdrawn or changed (``"evidence no longer supports NAME"``, or
+      ``"face changed"`` when another face took the track over; ``null`` otherwise) and
+      ``distance`` is the latest identification's distance to its best candidate;
     - ``liveness``: its liveness state changed;
     - ``left``: the track ended; ``time_s`` is when it was last seen, ``duration_s`` how long
-      it was seen.
+      it was seen, ``reason`` why it ended (``"cut"``: a shot cut, ``"lost"``: no face for a
+      while, ``"end"``: the stream ended).
 
     Args:
         path: JSON-lines file to write (``None`` keeps events in memory only, in :attr:`events`).
@@ -47,7 +51,9 @@ class EventLog:
                 new.append(self._event("appeared", view, result.index, result.time_s))
             else:
                 if last[0] != key and view.decision.decided:
-                    new.append(self._event("identified", view, result.index, result.time_s))
+                    distance = None if view.distance is None else round(view.distance, 4)
+                    new.append(self._event("identified", view, result.index, result.time_s,
+                                           reason=view.identity_reason, distance=distance))
                 if last[1] != view.liveness.state:
                     new.append(self._event("liveness", view, result.index, result.time_s))
             self._last[view.track_id] = state
@@ -59,14 +65,14 @@ class EventLog:
         new = []
         for view in views:
             if self._last.pop(view.track_id, None) is not None:
-                event = self._event("left", view, frame, view.last_seen_s)
-                event["duration_s"] = round(view.last_seen_s - view.first_time_s, 3)
-                new.append(event)
+                new.append(self._event("left", view, frame, view.last_seen_s,
+                                       duration_s=round(view.last_seen_s - view.first_time_s, 3),
+                                       reason=view.end_reason))
         return new
 
-    def _event(self, kind: str, view: TrackView, frame: int, time_s: float) -> dict[str, Any]:
+    def _event(self, kind: str, view: TrackView, frame: int, time_s: float, **extra: Any) -> dict[str, Any]:
         event = {"event": kind, "track_id": view.track_id, "frame": frame, "time_s": round(time_s, 3),
-                 **_identity(view), "liveness": view.liveness.state}
+                 **_identity(view), "liveness": view.liveness.state, **extra}
         self.events.append(event)
         if self._file is not None:
             self._file.write(json.dumps(event) + "\n")

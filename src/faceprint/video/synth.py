@@ -1,4 +1,5 @@
-"""Synthetic test clips for liveness: blinks painted onto real frames, and still-image clips.
+"""Synthetic test clips: blinks painted onto real frames, still-image clips, and clips cut
+and joined from real ones (``write_clip``).
 
 A blink is synthesised by closing the eyes of a real face: each eye region (from dlib's
 68 landmarks, slightly enlarged) is filled with the skin colour sampled just below the
@@ -8,6 +9,7 @@ closed eye looks like to the landmark predictor (the lids meet), without any rec
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -85,4 +87,39 @@ def blink_clip(rgb: np.ndarray, points68: np.ndarray, n_frames: int, blink_start
     return frames
 
 
-__all__ = ["blink_clip", "close_eyes", "webcam_frame"]
+def write_clip(parts: Sequence[tuple[str | Path, int, int | None]], out: str | Path,
+               size: tuple[int, int] | None = None, fps: float | None = None) -> list[int]:
+    """Write frames ``[start, end)`` of each ``(source, start, end)`` one after another to the
+    mp4 ``out``, each frame resized to ``size`` (width, height; default: the first part's size),
+    at ``fps`` (default: the first part's). Returns the frames written per part.
+
+    Raises:
+        VideoSourceError: a source cannot be read or ``out`` cannot be written.
+    """
+    import cv2
+
+    from .source import VideoSink, VideoSource
+
+    counts: list[int] = []
+    sink = None
+    try:
+        for source, start, end in parts:
+            n = 0
+            with VideoSource(source) as video:
+                if sink is None:
+                    size = size or video.size
+                    sink = VideoSink(out, fps or video.fps, size)
+                for frame in video.frames(end):
+                    if frame.index >= start:
+                        rgb = frame.rgb if frame.rgb.shape[1::-1] == tuple(size) else cv2.resize(
+                            frame.rgb, size, interpolation=cv2.INTER_AREA)
+                        sink.write(rgb)
+                        n += 1
+            counts.append(n)
+    finally:
+        if sink is not None:
+            sink.close()
+    return counts
+
+
+__all__ = ["blink_clip", "close_eyes", "webcam_frame", "write_clip"]

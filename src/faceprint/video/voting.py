@@ -35,9 +35,16 @@ class IdentityVote:
     has ``min_votes`` votes; otherwise the track is ``unknown``. Until ``min_votes`` votes
     exist the track is undecided.
 
+    With ``window`` only the latest ``window`` votes count (older evidence expires), and with
+    ``latest_must_agree`` a name is given only while the latest vote names it too: one
+    embedded frame that the gallery does not accept as that person withdraws the name until
+    new evidence supports it again.
+
     Args:
         min_votes: votes before any decision (1 decides on the first embedded frame).
         min_share: share of the total weight the winner needs, in ``(0, 1]``.
+        window: votes kept (the latest ones); ``None`` keeps all.
+        latest_must_agree: withhold a name the latest vote does not give.
 
     Raises:
         ConfigError: a parameter is out of range.
@@ -47,20 +54,32 @@ class IdentityVote:
     min_share: float = 0.5
     unknown_confidence: float = 0.5
     votes: list[tuple[str | None, float, float]] = field(default_factory=list)
+    window: int | None = None
+    latest_must_agree: bool = False
 
     def __post_init__(self) -> None:
         if self.min_votes < 1 or not 0.0 < self.min_share <= 1.0:
             raise ConfigError(f"need min_votes >= 1 and 0 < min_share <= 1, got {self.min_votes}, {self.min_share}")
+        if self.window is not None and self.window < self.min_votes:
+            raise ConfigError(f"window must hold min_votes ({self.min_votes}) votes, got {self.window}")
 
     def add(self, name: str | None, confidence: float, quality: float = 1.0) -> None:
         """One embedded frame's identification: gallery ``name`` (``None`` = no match),
         match ``confidence`` in ``[0, 1]`` and the frame's ``quality`` in ``[0, 1]``."""
         self.votes.append((name, float(min(max(confidence, 0.0), 1.0)), float(min(max(quality, 1e-3), 1.0))))
+        if self.window is not None and len(self.votes) > self.window:
+            del self.votes[:len(self.votes) - self.window]
 
     def decision(self) -> Decision:
         """The current identity (see the class docstring)."""
         if len(self.votes) < self.min_votes:
             return Decision(None, 0.0, len(self.votes), False)
+        decision = self._weighted()
+        if self.latest_must_agree and decision.name is not None and self.votes[-1][0] != decision.name:
+            return Decision(None, 1.0, len(self.votes), True)
+        return decision
+
+    def _weighted(self) -> Decision:
         weight: dict[str | None, float] = {}
         conf: dict[str | None, list[float]] = {}
         for name, confidence, quality in self.votes:
@@ -80,8 +99,7 @@ class IdentityVote:
 
     @property
     def settled(self) -> bool:
-        """True once a name is backed by ``min_votes + 1`` votes at confidence >= 0.5 (the
-        recognizer then stops embedding the track)."""
+        """True once a name is backed by ``min_votes + 1`` votes at confidence >= 0.5."""
         d = self.decision()
         return d.decided and d.name is not None and d.votes >= self.min_votes + 1 and d.confidence >= 0.5
 

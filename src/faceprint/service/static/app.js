@@ -136,16 +136,25 @@ function grab(video) {
 }
 
 let live = false;
+let liveSession = null;
+// One tracked stream per start: the server keeps its tracks, so a name goes at a shot cut or
+// when the face's evidence stops supporting it, exactly as in `faceprint video`.
+function newSession() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return "s" + Math.random().toString(36).slice(2) + Date.now().toString(36);
+}
+
 async function liveLoop() {
   const video = await camera();
   const overlay = $("live-overlay");
   let frames = 0;
   const t0 = performance.now();
+  liveSession = newSession();
   while (live) {
     if (!video.videoWidth) { await new Promise((r) => setTimeout(r, 50)); continue; }
     const blob = await grab(video);
     try {
-      const result = await api("POST", "/v1/identify", imageForm(blob, "image", "frame.jpg"));
+      const result = await api("POST", `/v1/live/${liveSession}/frames`, imageForm(blob, "image", "frame.jpg"));
       overlay.width = video.videoWidth;
       overlay.height = video.videoHeight;
       const ctx = overlay.getContext("2d");
@@ -177,6 +186,7 @@ $("live-start").addEventListener("click", async () => {
 });
 $("live-stop").addEventListener("click", () => {
   live = false;
+  if (liveSession) { api("DELETE", `/v1/live/${liveSession}`).catch(() => {}); liveSession = null; }
   if (stream) { for (const t of stream.getTracks()) t.stop(); stream = null; }
   say("live recognition stopped");
 });

@@ -32,7 +32,8 @@ async def frame(request: Request, session: str, key: ApiKey = Depends(needs("rea
     uploads = await read_uploads(request, ("image",))
 
     def job() -> dict[str, Any]:
-        result = state.live.frame(key.id, session, state.decode(uploads["image"]), threshold)
+        rgb, _scale = state.decode(uploads["image"], reduce=False)  # a frame's boxes stay in its own pixels
+        result = state.live.frame(key.id, session, rgb, threshold)
         state.metrics.faces.inc(len(result["faces"]))
         return result
 

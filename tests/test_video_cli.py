@@ -74,6 +74,10 @@ def test_video_annotates_logs_and_names(clip: Path, gallery: Path, tmp_path: Pat
         assert e["liveness"] == "unavailable"  # no check configured: never "live"
     # the enrolled track is named (other ~37 px faces may be too: tiny faces embed poorly)
     named = [e["confidence"] for e in log if e["event"] == "left" and e["name"] == "guest"]
+    for e in log:  # every identification says what its open-set decision compared
+        if e["event"] == "identified":
+            assert {"score", "threshold"} <= set(e)
+            assert e["name"] is None or e["score"] <= e["threshold"]  # a name only while the latest evidence passes
     # (a far-away face of the same singer may carry a split vote: named on some re-checks, not others)
     assert named and max(named) >= 0.9 and all(0.0 < c <= 1.0 for c in named)
     left = {e["track_id"]: e for e in log if e["event"] == "left"}

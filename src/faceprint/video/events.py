@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 from .recognizer import FrameResult, TrackView
 
 
@@ -25,7 +27,8 @@ class EventLog:
     - ``identified``: its identity decision changed (name or unknown); ``reason`` says why a
       name was withdrawn or changed (``"evidence no longer supports NAME"``, or
       ``"face changed"`` when another face took the track over; ``null`` otherwise) and
-      ``distance`` is the latest identification's distance to its best candidate;
+      ``distance`` is the latest identification's distance to its best candidate, ``score``
+      and ``threshold`` what its open-set decision compared (named when ``score <= threshold``);
     - ``liveness``: its liveness state changed;
     - ``left``: the track ended; ``time_s`` is when it was last seen, ``duration_s`` how long
       it was seen, ``reason`` why it ended (``"cut"``: a shot cut, ``"lost"``: no face for a
@@ -52,8 +55,9 @@ class EventLog:
             else:
                 if last[0] != key and view.decision.decided:
                     distance = None if view.distance is None else round(view.distance, 4)
+                    score, thr = (None, None) if view.score is None else (_finite(view.score[0]), _finite(view.score[1]))
                     new.append(self._event("identified", view, result.index, result.time_s,
-                                           reason=view.identity_reason, distance=distance))
+                                           reason=view.identity_reason, distance=distance, score=score, threshold=thr))
                 if last[1] != view.liveness.state:
                     new.append(self._event("liveness", view, result.index, result.time_s))
             self._last[view.track_id] = state
@@ -82,6 +86,10 @@ class EventLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 4) if np.isfinite(value) else None
 
 
 __all__ = ["EventLog"]

@@ -30,21 +30,23 @@ class GalleryIdentifier:
         self.reference_distance = float(reference_distance)
         self.threshold = threshold
 
-    def identify(self, embeddings: Embeddings) -> list[tuple[str | None, float, float]]:
+    def identify(self, embeddings: Embeddings) -> list[tuple[str | None, float, float, float, float]]:
+        """``(name or None, confidence, distance, score, threshold)`` per row: the decision's
+        score and the threshold it was compared with come from the gallery's open-set rule."""
         if hasattr(self.gallery, "identify_faces"):
             boxes = Faces(np.zeros((len(embeddings), 4), np.float32), np.ones(len(embeddings)),
                           np.zeros((len(embeddings), 5, 2), np.float32))
             idents: list[Any] = self.gallery.identify_faces(boxes, embeddings, threshold=self.threshold, top_k=2)
         else:
             idents = self.gallery.identify(embeddings, threshold=self.threshold, top_k=2)
-        out: list[tuple[str | None, float, float]] = []
+        out: list[tuple[str | None, float, float, float, float]] = []
         for ident in idents:
-            distance = float(ident.distance)
+            distance, score, thr = float(ident.distance), float(ident.score), float(ident.threshold)
             if ident.name is None or not np.isfinite(distance):
-                out.append((None, 0.0, distance))
+                out.append((None, 0.0, distance, score, thr))
             else:
                 conf = 1.0 - distance / (2 * self.reference_distance)
-                out.append((ident.name, float(np.clip(conf, 0.0, 1.0)), distance))
+                out.append((ident.name, float(np.clip(conf, 0.0, 1.0)), distance, score, thr))
         return out
 
 

@@ -69,6 +69,7 @@ class TrackState:
     vectors: list[np.ndarray] = field(default_factory=list)  # embeddings since the face last changed
     identity_reason: str | None = None
     last_distance: float | None = None
+    last_score: tuple[float, float] | None = None  # (score, threshold) of the latest decision
     face_hist: np.ndarray | None = None  # running colour histogram of the face box
 
 
@@ -88,6 +89,7 @@ class TrackView:
     identity_reason: str | None = None
     distance: float | None = None
     end_reason: str | None = None
+    score: tuple[float, float] | None = None  # (score, threshold) of the latest identification
 
     @property
     def label(self) -> str:
@@ -327,6 +329,7 @@ class VideoRecognizer:
                 continue
             state.vote.add(ident[0], ident[1], cand.quality)
             state.last_distance = float(ident[2]) if len(ident) > 2 else None
+            state.last_score = (float(ident[3]), float(ident[4])) if len(ident) > 4 else None
             after = state.vote.decision().name
             if changed:
                 state.identity_reason = FACE_CHANGED
@@ -339,7 +342,8 @@ class VideoRecognizer:
         return TrackView(track.track_id, track.xyxy.copy(), track.current_landmarks.copy(), state.vote.decision(),
                          self.liveness.status(track.track_id),
                          state.best_quality if quality is None else quality, state.embedded, state.first_time_s,
-                         state.last_seen_s, state.identity_reason, state.last_distance, end_reason)
+                         state.last_seen_s, state.identity_reason, state.last_distance, end_reason,
+                         state.last_score)
 
 
 def _same_face_distance(embedder: Any, distance: float | None) -> float:

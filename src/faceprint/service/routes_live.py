@@ -15,12 +15,13 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Query, Request
 
 from .keys import ApiKey
-from .problems import NotFound
+from .problems import NotFound, problem_responses
 from .routes_faces import PROBLEMS, image_body
 from .state import get_state, needs
 from .uploads import read_uploads
 
 router = APIRouter(prefix="/v1/live", tags=["live"])
+_NO_SESSION = problem_responses({404: "no such live session"})
 
 
 @router.post("/{session}/frames", summary="One webcam frame of a live session: its tracked, named faces",
@@ -40,7 +41,7 @@ async def frame(request: Request, session: str, key: ApiKey = Depends(needs("rea
     return await state.run(job)
 
 
-@router.delete("/{session}", summary="End a live session: its tracks leave", responses=PROBLEMS)
+@router.delete("/{session}", summary="End a live session: its tracks leave", responses={**PROBLEMS, **_NO_SESSION})
 async def end(request: Request, session: str, key: ApiKey = Depends(needs("read"))) -> dict[str, Any]:
     state = get_state(request)
     result = await state.run(state.live.end, key.id, session)

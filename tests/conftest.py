@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# property tests draw the same examples on every run, so CI is deterministic
+hypothesis_settings.register_profile("faceprint", derandomize=True, database=None)
+hypothesis_settings.load_profile("faceprint")
 
 #: ``../shared/data`` beside the repository (read-only test data; see its README).
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

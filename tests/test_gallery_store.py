@@ -13,6 +13,8 @@ from faceprint.errors import GalleryError, PersonExistsError, PersonNotFoundErro
 from faceprint.gallery import OpenSetPolicy, open_gallery
 from faceprint.gallery import codec
 
+from .pg import pg_server, pg_uri  # noqa: F401
+
 MODEL = "dlib_resnet_v1"
 
 
@@ -36,9 +38,12 @@ def milvus_lite(tmp_path):
     return open_gallery(str(tmp_path / "g.milvus.db"))
 
 
-@pytest.fixture(params=["sqlite", "milvus"])
+@pytest.fixture(params=["sqlite", "milvus", "postgres"])
 def gallery(request, tmp_path):
-    g = open_gallery(tmp_path / "g.db") if request.param == "sqlite" else milvus_lite(tmp_path)
+    if request.param == "postgres":
+        g = open_gallery(request.getfixturevalue("pg_uri"))
+    else:
+        g = open_gallery(tmp_path / "g.db") if request.param == "sqlite" else milvus_lite(tmp_path)
     yield g
     g.close()
 
@@ -124,7 +129,8 @@ def test_people_edits(gallery) -> None:
 
 
 def test_model_id_is_bound_and_checked(tmp_path, gallery) -> None:
-    uri = tmp_path / "g.db" if type(gallery).__name__ == "SqliteGallery" else str(tmp_path / "g.milvus.db")
+    uri = {"SqliteGallery": tmp_path / "g.db", "MilvusGallery": str(tmp_path / "g.milvus.db")}.get(
+        type(gallery).__name__) or gallery._uri
     gallery.add_faces("a", emb(np.ones((1, 128)) * 0.1))
     with pytest.raises(ModelMismatchError, match="gallery holds 'dlib_resnet_v1'"):
         gallery.add_faces("a", emb(np.ones((1, 128)), model="other"))

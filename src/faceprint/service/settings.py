@@ -14,7 +14,10 @@ class ServiceSettings:
     """What ``faceprint serve`` is configured with.
 
     Attributes:
-        db: the shared SQLite file (gallery, photo index, API keys).
+        db: the gallery (``--db``: a SQLite file, which also holds the photo index and API keys, or a
+            URI, see :mod:`faceprint.dburi`).
+        keys_db: a SQLite file for the API keys (and photo index) of a Milvus gallery; overrides
+            the gallery's own database for keys.
         max_request_bytes: refuse request bodies larger than this (413).
         max_pixels: refuse images with more than ``width * height`` pixels (413).
         rate_per_minute: default requests per minute per API key (a key may carry its own);
@@ -27,7 +30,7 @@ class ServiceSettings:
         detector, model: registry names or ``.onnx`` paths.
     """
 
-    db: Path
+    db: str | Path
     max_request_bytes: int = 16 * 1024 * 1024
     max_pixels: int = 40_000_000
     rate_per_minute: int = 1200
@@ -37,6 +40,7 @@ class ServiceSettings:
     calibration: Path | None = None
     detector: str = "mtcnn"
     model: str = "dlib_resnet"
+    keys_db: Path | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_request_bytes", "max_pixels", "burst"):
@@ -44,6 +48,9 @@ class ServiceSettings:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.rate_per_minute < 0 or self.workers < 0:
             raise ConfigError(f"rate_per_minute and workers must be >= 0, got {self.rate_per_minute}, {self.workers}")
+        from ..dburi import parse_db
+
+        parse_db(self.db)  # an unknown scheme fails here, before anything is opened
         if "*" in self.cors_origins:
             raise ConfigError("CORS origin '*' is refused: name the origins that may call the API")
 

@@ -94,6 +94,7 @@ class MilvusGallery(Gallery):
             target, self.prefix = f"http://{hostport}", (prefix or "faceprint")
         self._lock = threading.RLock()
         self._client: Any = None
+        self._loaded: set[str] = set()
         try:
             kwargs = {"token": token} if token else {}
             self._client = MilvusClient(target, timeout=CONNECT_TIMEOUT_S, **kwargs)
@@ -101,8 +102,7 @@ class MilvusGallery(Gallery):
                                                                for n in ("people", "samples", "cohort"))
             self._ensure_people()
             for c in (self._samples_c, self._cohort_c):
-                if self._client.has_collection(c):
-                    self._client.load_collection(c)
+                self._ready(c)
             meta = self._get_people([_META_ID])
         except GalleryError:
             self.close()
@@ -161,6 +161,17 @@ class MilvusGallery(Gallery):
             params.add_index(field_name="vector", index_type="FLAT", metric_type=metric)
         self._client.create_collection(name, schema=schema, index_params=params)
 
+    def _ready(self, collection: str) -> bool:
+        """Whether ``collection`` exists, loading it on first use here (another process may have
+        created it after this one opened the gallery)."""
+        if collection in self._loaded:
+            return True
+        if not self._client.has_collection(collection):
+            return False
+        self._client.load_collection(collection)
+        self._loaded.add(collection)
+        return True
+
     def _get_people(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         if not ids:
             return []
@@ -172,7 +183,7 @@ class MilvusGallery(Gallery):
 
     def _query(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
         """Rows matching ``expr``, which is built from integers and constants only."""
-        if not self._client.has_collection(collection):
+        if not self._ready(collection):
             return []
         out: list[dict[str, Any]] = []
         it = self._client.query_iterator(collection, batch_size=_BATCH, filter=expr, output_fields=fields)
@@ -188,6 +199,10 @@ class MilvusGallery(Gallery):
         return f"person_id == {person_id(name)}"
 
     def _bind(self, emb: Embeddings) -> None:
+        if self.dim is None:  # another process may have fixed the model since this one opened
+            info = (self._get_people([_META_ID]) or [{"metadata": {}}])[0]["metadata"]
+            if info.get("dim") is not None:
+                self.model_id, self.metric, self.dim = info["model_id"], info["metric"], info["dim"]
         if self.model_id is None or self.dim is None:
             if self.model_id is not None:
                 self.check_model(emb)
@@ -335,7 +350,7 @@ class MilvusGallery(Gallery):
                 self._require(name)
             expr = "id >= 0" if name is None else self._of(name)
             rows = sorted(self._query(self._samples_c, expr, ["id", "person", "vector"]), key=lambda r: r["id"])
-        dim = self.dim or 0
+        dim = len(rows[0]["vector"]) if rows else (self.dim or 0)
         vec = np.array([r["vector"] for r in rows], np.float32).reshape(len(rows), dim)
         return (Embeddings(vec, self.model_id or "", self.metric or "euclidean"), [r["person"] for r in rows],
                 [int(r["id"]) for r in rows])
@@ -352,7 +367,7 @@ class MilvusGallery(Gallery):
         return [src.get(int(i), "") for i in sample_ids]
 
     def _search(self, collection: str, vectors: np.ndarray, k: int, fields: list[str]) -> list[list[dict[str, Any]]]:
-        if not self._client.has_collection(collection):
+        if not self._ready(collection):
             return [[] for _ in range(len(vectors))]
         res = self._client.search(collection, [v.tolist() for v in vectors], limit=k, output_fields=fields)
         return [list(hits) for hits in res]

@@ -150,6 +150,12 @@ class PostgresGallery(Gallery):
         if check_dim or emb.model_id != self.model_id or emb.metric != self.metric:
             self.check_model(emb)
 
+    def _known_dim(self) -> int | None:
+        """The dimension, re-read when unknown here: another process may have bound it since."""
+        if self.dim is None:
+            self._load_meta()
+        return self.dim
+
     @property
     def _op(self) -> str:
         return "<=>" if self.metric == "cosine" else "<->"
@@ -294,7 +300,7 @@ class PostgresGallery(Gallery):
             else:
                 pid = self._person_id(c, name)
                 rows = c.execute(sql + " WHERE s.person_id = %s ORDER BY s.id", (pid,)).fetchall()
-        vec = np.array([r[2].to_numpy() for r in rows], np.float32).reshape(len(rows), self.dim or 0)
+        vec = np.array([r[2].to_numpy() for r in rows], np.float32).reshape(len(rows), self._known_dim() or 0)
         return (Embeddings(vec, self.model_id or "", self.metric or "euclidean"), [r[1] for r in rows],
                 [int(r[0]) for r in rows])
 
@@ -325,7 +331,7 @@ class PostgresGallery(Gallery):
     # ---- search ------------------------------------------------------------------------------------
     def _nearest(self, table: str, vectors: np.ndarray, k: int, with_owner: bool) -> list[list[tuple]]:
         """Per query, up to ``k`` ``(distance, id, person_id)`` rows, nearest first."""
-        if self.dim is None:
+        if self._known_dim() is None:
             return [[] for _ in range(len(vectors))]
         owner = "person_id" if with_owner else "0"
         sql = f"SELECT vector {self._op} %s AS d, id, {owner} FROM {table} ORDER BY vector {self._op} %s LIMIT %s"

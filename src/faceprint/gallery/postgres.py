@@ -329,12 +329,15 @@ class PostgresGallery(Gallery):
         return [got.get(int(i)) or "" for i in sample_ids]
 
     # ---- search ------------------------------------------------------------------------------------
-    def _nearest(self, table: str, vectors: np.ndarray, k: int, with_owner: bool) -> list[list[tuple]]:
-        """Per query, up to ``k`` ``(distance, id, person_id)`` rows, nearest first."""
+    def _nearest(self, table: str, vectors: np.ndarray, k: int) -> list[list[tuple]]:
+        """Per query, up to ``k`` ``(distance, id, owner name)`` rows, nearest first (one statement
+        per query, all in one transaction)."""
         if self._known_dim() is None:
             return [[] for _ in range(len(vectors))]
-        owner = "person_id" if with_owner else "0"
-        sql = f"SELECT vector {self._op} %s AS d, id, {owner} FROM {table} ORDER BY vector {self._op} %s LIMIT %s"
+        inner = f"SELECT vector {self._op} %s AS d, id{', person_id' if table == 'samples' else ''} FROM {table} " \
+                f"ORDER BY vector {self._op} %s LIMIT %s"
+        sql = (f"SELECT t.d, t.id, p.name FROM ({inner}) t JOIN people p ON p.id = t.person_id ORDER BY t.d"
+               if table == "samples" else f"SELECT t.d, t.id, '' FROM ({inner}) t ORDER BY t.d")
         out = []
         with self._tx() as c:
             if self.exact or table != "samples":
@@ -346,20 +349,17 @@ class PostgresGallery(Gallery):
         return out
 
     def _neighbours(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
-        rows = self._nearest("samples", vectors, k, True)
-        pids = sorted({int(r[2]) for row in rows for r in row})
-        with self._tx() as c:
-            names = dict(c.execute("SELECT id, name FROM people WHERE id = ANY(%s)", (pids,)).fetchall()) if pids else {}
+        rows = self._nearest("samples", vectors, k)
         dist = np.full((len(vectors), k), np.inf, np.float32)
         ids = np.full((len(vectors), k), -1, np.int64)
         owners = [[""] * k for _ in range(len(vectors))]
         for q, row in enumerate(rows):
-            for j, (d, sid, pid) in enumerate(row[:k]):
-                dist[q, j], ids[q, j], owners[q][j] = d, sid, names.get(int(pid), "")
+            for j, (d, sid, name) in enumerate(row[:k]):
+                dist[q, j], ids[q, j], owners[q][j] = d, sid, name
         return dist, ids, owners
 
     def _cohort_neighbours(self, vectors: np.ndarray, k: int) -> np.ndarray:
-        rows = self._nearest("cohort", vectors, k, False)
+        rows = self._nearest("cohort", vectors, k)
         width = min((len(r) for r in rows), default=0)
         return np.array([[r[0] for r in row[:width]] for row in rows], np.float32).reshape(len(vectors), width)
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import ConfigError, GalleryError, PersonExistsError, PersonNotFoundError
 from ..types import Embeddings
-from .base import Gallery, Person
+from .base import Gallery, Person, check_sample_rows
 
 _META_ID = 0
 _BATCH = 1000
@@ -234,10 +234,7 @@ class MilvusGallery(Gallery):
 
         Raises ConfigError (before anything is written) for a name or source over the limits."""
         name = _check_name(name)
-        n = len(embeddings)
-        for label, seq in (("sources", sources), ("hashes", hashes)):
-            if seq is not None and len(seq) != n:
-                raise ConfigError(f"{label} has {len(seq)} entries for {n} embeddings")
+        n = check_sample_rows(len(embeddings), sources, None, hashes)
         for src in sources or []:
             if src and len(src.encode("utf-8")) > MAX_SOURCE_BYTES:
                 raise ConfigError(f"a sample source may have at most {MAX_SOURCE_BYTES} UTF-8 bytes, got {src[:40]!r}...")

@@ -27,7 +27,8 @@ from ..dburi import parse_db
 from ..errors import ConfigError, GalleryError, PersonExistsError, PersonNotFoundError
 from ..pgdb import connect, lock_id, migrate
 from ..types import Embeddings
-from .base import Gallery, Person
+from .base import Gallery, Person, check_sample_rows
+from .sqlite import _check_name, _png
 
 COMPONENT = "gallery"
 #: HNSW graph degree and build width; search width ``ef_search`` (queries take the
@@ -63,12 +64,6 @@ MIGRATIONS: list[str] = [
         vector vector NOT NULL);
     """,
 ]
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"a person needs a non-empty name, got {name!r}")
-    return name.strip()
 
 
 class PostgresGallery(Gallery):
@@ -183,15 +178,8 @@ class PostgresGallery(Gallery):
     def add_faces(self, name: str, embeddings: Embeddings, *, sources: Sequence[str | None] | None = None,
                   crops: np.ndarray | None = None, create: bool = True, hashes: Sequence[str | None] | None = None,
                   metadata: dict[str, Any] | None = None, template: str = "") -> list[int]:
-        from .sqlite import _png
-
         name = _check_name(name)
-        n = len(embeddings)
-        for label, seq in (("sources", sources), ("crops", crops), ("hashes", hashes)):
-            if seq is not None and len(seq) != n:
-                raise ConfigError(f"{label} has {len(seq)} entries for {n} embeddings")
-        if crops is not None and (np.ndim(crops) != 4 or np.shape(crops)[-1] != 3):
-            raise ConfigError(f"crops must be (N, H, W, 3) uint8 chips, got shape {np.shape(crops)}")
+        n = check_sample_rows(len(embeddings), sources, crops, hashes)
         self._bind(embeddings)
         pngs = [_png(chip) for chip in crops] if crops is not None else None
         vectors, now = np.asarray(embeddings.vectors, np.float32), time.time()

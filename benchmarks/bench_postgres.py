@@ -177,7 +177,8 @@ def main() -> None:
     parser.add_argument("--data", default="dlib", choices=("dlib", "iid"),
                         help="dlib-shaped faces (default) or iid vectors (graph search's worst case; no LFW needed)")
     parser.add_argument("--root", type=Path, default=LFW)
-    parser.add_argument("--lfw-cache", type=Path, default=None, help="npz of faceprint's LFW vectors (written if missing)")
+    parser.add_argument("--lfw-cache", type=Path, default=None,
+                        help="npz of faceprint's LFW vectors (written if missing)")
     parser.add_argument("--tmp", type=Path, default=None, help="folder for the server's data and the SQLite files")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--replicas", type=int, default=20, help="enrollments timed across processes (0 = skip)")

@@ -62,7 +62,8 @@ def test_milvus_enroll_reopen_identify_remove_and_reenroll(tmp_path: Path) -> No
     first = _json(faceprint("enroll", "--db", db, "--from-folders", train, "--jitter", 0, "--json", cwd=tmp_path))
     assert all(r["enrolled"] for r in first)
     counts = {p["name"]: p["samples"] for p in _json(faceprint("people", "--db", db, "list", "--json", cwd=tmp_path))}
-    assert counts == {"José Ñúñez": 2, 'Kit "the crow" \\ Harington': 2, "alex_lacamoire": 1, "biden": 2, "obama": 2}
+    assert counts == {"José Ñúñez": 2, 'Kit "the crow" \\ Harington': 2, "alex_lacamoire": 1, "biden": 2,
+                      "obama": 2}
     photo = shared(*KNN, "test", "kit_with_rose.jpg")
     faces = _json(faceprint("identify", "--db", db, photo, "--json", cwd=tmp_path))[0]["faces"]
     assert sorted(f["name"] for f in faces) == sorted(ODD_NAMES.values())

@@ -17,8 +17,8 @@ from .errors import ConfigError, EnrollmentError, GalleryError
 from .gallery.recognizer import ENROLL_JITTER
 from .progress import progress_bar
 
-DbOpt = typer.Option(..., "--db", help="Gallery database (SQLite file, sqlite:///PATH, milvus://HOST:PORT, *.milvus.db, "
-                                       "postgresql://USER:PASS@HOST:PORT/DB).")
+DbOpt = typer.Option(..., "--db", help="Gallery database (SQLite file, sqlite:///PATH, milvus://HOST:PORT, "
+                                       "*.milvus.db, postgresql://USER:PASS@HOST:PORT/DB).")
 ThresholdOpt = typer.Option(None, "--threshold", help="Accept the best identity when its distance <= this "
                                                       "(default: the model's open-set threshold).")
 TopKOpt = typer.Option(5, "--top-k", min=1, help="Candidates listed per face.")

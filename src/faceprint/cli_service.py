@@ -49,7 +49,8 @@ def serve(db: str = DbOpt, keys_db: Optional[Path] = KeysDbOpt,
                                    model=model, keys_db=keys_db)
         typer.echo(f"loading models ({detector}, {model}) ...", err=True)
         application = create_app(settings)
-        typer.echo(f"faceprint serving {parse_db(db).display()} on http://{host}:{port}/ (web page /ui/, API docs /docs)", err=True)
+        typer.echo(f"faceprint serving {parse_db(db).display()} on http://{host}:{port}/ (web page /ui/, "
+                   "API docs /docs)", err=True)
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
 
     _run(body)

@@ -175,7 +175,8 @@ class MilvusGallery(Gallery):
     def _get_people(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         if not ids:
             return []
-        return list(self._client.get(self._people_c, ids=[int(i) for i in ids], output_fields=["id", "name", "metadata"]))
+        return list(self._client.get(self._people_c, ids=[int(i) for i in ids],
+                                     output_fields=["id", "name", "metadata"]))
 
     def _get_person(self, name: str) -> dict[str, Any] | None:
         got = self._get_people([person_id(name)])
@@ -237,7 +238,8 @@ class MilvusGallery(Gallery):
         n = check_sample_rows(len(embeddings), sources, None, hashes)
         for src in sources or []:
             if src and len(src.encode("utf-8")) > MAX_SOURCE_BYTES:
-                raise ConfigError(f"a sample source may have at most {MAX_SOURCE_BYTES} UTF-8 bytes, got {src[:40]!r}...")
+                raise ConfigError(f"a sample source may have at most {MAX_SOURCE_BYTES} UTF-8 bytes, "
+                                  f"got {src[:40]!r}...")
         self._bind(embeddings)
         with self._lock:
             if self._get_person(name) is None:

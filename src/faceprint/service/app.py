@@ -75,7 +75,8 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
     state = ServiceState(settings=settings, pipeline=pipeline, keys=keys,
                          auth=Authenticator(keys, RateLimiter(settings.burst), settings.rate_per_minute),
                          metrics=metrics, limiter=anyio.CapacityLimiter(settings.worker_count),
-                         gallery=gallery, recognizer=Recognizer(pipeline, gallery), jobs=ClusterJobs(photo_index_db(settings)))
+                         gallery=gallery, recognizer=Recognizer(pipeline, gallery),
+                         jobs=ClusterJobs(photo_index_db(settings)))
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> Any:
         yield

@@ -124,3 +124,13 @@ def test_parser_refuses_what_is_not_a_known_uri() -> None:
     with pytest.raises(ConfigError, match="photo index lives in a SQLite file"):
         sqlite_path("postgresql://u:pw@h/db", "the photo index")
     assert parse_db("postgresql://u:pw@h/db").display() == "postgresql://u:***@h/db"
+
+
+def test_a_dropped_connection_is_reopened(pg_uri: str) -> None:
+    with open_gallery(pg_uri) as g:
+        g.add_faces("a", emb(np.zeros((1, 128))))
+        pid = g._conn.info.backend_pid
+        sql(pg_uri, f"SELECT pg_terminate_backend({pid})")  # as a server restart would
+        with pytest.raises(GalleryError):
+            g.people()
+        assert [p.name for p in g.people()] == ["a"]  # the next call reconnects

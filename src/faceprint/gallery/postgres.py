@@ -108,6 +108,8 @@ class PostgresGallery(Gallery):
         with self._lock:
             if self._conn is None:
                 raise GalleryError(f"{self.uri}: the gallery is closed")
+            if self._conn.broken:  # the server restarted or dropped us: the next call reconnects
+                self._conn = connect(self._uri)
             try:
                 with self._conn.transaction():
                     yield self._conn

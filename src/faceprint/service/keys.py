@@ -163,6 +163,7 @@ class PostgresKeyStore(KeyStore):
         from ..dburi import parse_db
 
         self.db = parse_db(uri).display()  # type: ignore[assignment]
+        self._uri = uri
         self._conn = pgdb.connect(uri, vector=False)
         self._lock = threading.Lock()
         pgdb.migrate(self._conn, COMPONENT, PG_MIGRATIONS)
@@ -170,6 +171,10 @@ class PostgresKeyStore(KeyStore):
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         import psycopg
 
+        from .. import pgdb
+
+        if self._conn.broken:  # the server restarted or dropped us: reconnect
+            self._conn = pgdb.connect(self._uri, vector=False)
         try:
             return self._conn.execute(sql.replace("?", "%s"), params)
         except psycopg.Error as exc:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from .pg import pg_server, pg_uri  # noqa: F401  (a real PostgreSQL + pgvector for gallery tests)
+
 #: ``../shared/data`` beside the repository (read-only test data; see its README).
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

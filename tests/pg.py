@@ -1,7 +1,7 @@
 """A real PostgreSQL 16 + pgvector server for tests: the ``pgserver`` wheel, started once per
 run in a temporary directory (it works as root too); each test gets its own database.
 
-Use ``from tests.pg import pg_server, pg_uri  # noqa: F401`` in a test module.
+tests/conftest.py imports the fixtures, so every test module can ask for ``pg_uri``.
 """
 
 from __future__ import annotations

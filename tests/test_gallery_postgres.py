@@ -15,7 +15,6 @@ from faceprint.dburi import parse_db, sqlite_path
 from faceprint.errors import ConfigError, GalleryError
 from faceprint.gallery import open_gallery
 
-from .pg import pg_server, pg_uri  # noqa: F401
 
 MODEL = "dlib_resnet_v1"
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from .conftest import shared
-from .pg import pg_server, pg_uri  # noqa: F401
 
 KNN = ("people", "knn_examples")
 #: Six LFW people with 7-8 photos each (45 photos): long enough to kill an enrollment midway.

@@ -13,7 +13,6 @@ from faceprint.errors import GalleryError, PersonExistsError, PersonNotFoundErro
 from faceprint.gallery import OpenSetPolicy, open_gallery
 from faceprint.gallery import codec
 
-from .pg import pg_server, pg_uri  # noqa: F401
 
 MODEL = "dlib_resnet_v1"
 

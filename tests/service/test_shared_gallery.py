@@ -15,7 +15,6 @@ from typing import Iterator
 import pytest
 
 from ..conftest import shared
-from ..pg import pg_server, pg_uri  # noqa: F401
 from .conftest import free_port
 
 KNN = ("people", "knn_examples")

@@ -120,7 +120,7 @@ def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_t
                   report_q: np.ndarray, report_truth: np.ndarray, efs: list[int], exact_queries: int,
                   bulk: bool) -> list[tuple]:
     from faceprint.gallery import open_gallery
-    from faceprint.gallery.postgres import EF_SEARCH
+    from faceprint.gallery.postgres import auto_ef_search
 
     if bulk:
         ids, build = bulk_load(uri, base)
@@ -141,10 +141,11 @@ def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_t
     rows = []
     for label, options, q, truth in ((f"HNSW, ef_search {chosen} (chosen on the tuning half)", {"ef_search": chosen},
                                       report_q, report_truth),
-                                     (f"HNSW, ef_search {EF_SEARCH} (default)", {}, report_q, report_truth),
+                                     (f"HNSW, ef_search auto = {auto_ef_search(n)} (default)", {}, report_q,
+                                      report_truth),
                                      ("exact (exact=True)", {"exact": True}, report_q[:exact_queries],
                                       report_truth[:exact_queries])):
-        if label.startswith("HNSW, ef_search") and "default" in label and EF_SEARCH == chosen:
+        if "default" in label and auto_ef_search(n) == chosen:
             continue
         with open_gallery(uri, **options) as g:
             got, p50, p99 = timed_search(g, q)

@@ -133,3 +133,14 @@ def test_a_dropped_connection_is_reopened(pg_uri: str) -> None:
         with pytest.raises(GalleryError):
             g.people()
         assert [p.name for p in g.people()] == ["a"]  # the next call reconnects
+
+
+def test_auto_search_width_follows_its_anchors() -> None:
+    from faceprint.gallery.postgres import EF_LARGE_N, EF_SEARCH, EF_SEARCH_LARGE, EF_SMALL_N, auto_ef_search
+
+    assert auto_ef_search(-1) == auto_ef_search(10) == auto_ef_search(EF_SMALL_N) == EF_SEARCH
+    assert auto_ef_search(EF_LARGE_N) == auto_ef_search(10 * EF_LARGE_N) == EF_SEARCH_LARGE
+    mid = auto_ef_search((EF_SMALL_N * EF_LARGE_N) ** 0.5)  # half way in log size: the geometric mean width
+    assert mid == round((EF_SEARCH * EF_SEARCH_LARGE) ** 0.5)
+    widths = [auto_ef_search(n) for n in range(EF_SMALL_N, EF_LARGE_N, 50_000)]
+    assert widths == sorted(widths)

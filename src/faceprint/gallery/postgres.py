@@ -31,11 +31,26 @@ from .base import Gallery, Person, check_sample_rows
 from .sqlite import _check_name, _png
 
 COMPONENT = "gallery"
-#: HNSW graph degree and build width; search width ``ef_search`` (queries take the
-#: ``ef_search`` nearest graph candidates; chosen on the tuning half in benchmarks/bench_postgres.py).
+#: HNSW graph degree and build width.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
-EF_SEARCH = 100
+#: The automatic search width (queries take the ``ef_search`` nearest graph candidates) grows
+#: with the gallery: :data:`EF_SEARCH` up to :data:`EF_SMALL_N` samples, :data:`EF_SEARCH_LARGE`
+#: from :data:`EF_LARGE_N`, log-linear between. Anchors from the tuning half of
+#: benchmarks/bench_postgres.py: recall@1 0.995 at ef 100 on 100k dlib-shaped faces; at 1M,
+#: ef 250 reached 0.96 and ef 400 0.995 (docs/shared_galleries.md).
+EF_SEARCH, EF_SMALL_N = 100, 100_000
+EF_SEARCH_LARGE, EF_LARGE_N = 400, 1_000_000
+
+
+def auto_ef_search(n_samples: float) -> int:
+    """The search width for a gallery of about ``n_samples`` faces (see :data:`EF_SEARCH`)."""
+    if n_samples <= EF_SMALL_N:
+        return EF_SEARCH
+    if n_samples >= EF_LARGE_N:
+        return EF_SEARCH_LARGE
+    t = np.log(n_samples / EF_SMALL_N) / np.log(EF_LARGE_N / EF_SMALL_N)
+    return int(round(EF_SEARCH * (EF_SEARCH_LARGE / EF_SEARCH) ** t))
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE gallery_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -73,7 +88,8 @@ class PostgresGallery(Gallery):
         uri: ``postgresql://user:pass@host:port/db`` (libpq URI; ``?host=/socket/dir`` works).
         model_id, metric: fix the gallery's model now (else the first ``add_faces`` does).
         exact: search every vector (a sequential scan) instead of the HNSW index.
-        ef_search: HNSW search width (more = better recall, slower).
+        ef_search: HNSW search width (more = better recall, slower); ``None`` = grows with the
+            gallery (:func:`auto_ef_search` of the server's row estimate).
         policy: default :class:`~faceprint.gallery.scoring.OpenSetPolicy` for :meth:`identify`.
 
     Raises:
@@ -82,11 +98,12 @@ class PostgresGallery(Gallery):
     """
 
     def __init__(self, uri: str, *, model_id: str | None = None, metric: str | None = None, exact: bool = False,
-                 ef_search: int = EF_SEARCH, policy: Any = None) -> None:
-        if int(ef_search) < 1:
+                 ef_search: int | None = None, policy: Any = None) -> None:
+        if ef_search is not None and int(ef_search) < 1:
             raise ConfigError(f"ef_search must be >= 1, got {ef_search}")
         self._uri, self.uri = uri, parse_db(uri).display()
-        self.exact, self.ef_search, self.policy = bool(exact), int(ef_search), policy
+        self.exact, self.policy = bool(exact), policy
+        self.ef_search = None if ef_search is None else int(ef_search)
         self._lock = threading.RLock()
         self._conn: Any = connect(uri)
         try:
@@ -333,7 +350,11 @@ class PostgresGallery(Gallery):
             if self.exact or table != "samples":
                 c.execute("SET LOCAL enable_indexscan = off")
             else:
-                c.execute(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, k)}")
+                ef = self.ef_search
+                if ef is None:  # the planner's row estimate: no count(*) per query
+                    ef = auto_ef_search(c.execute("SELECT reltuples FROM pg_class WHERE oid = 'samples'::regclass"
+                                                  ).fetchone()[0])
+                c.execute(f"SET LOCAL hnsw.ef_search = {max(ef, k)}")
             for q in np.asarray(vectors, np.float32).reshape(len(vectors), -1):
                 out.append(c.execute(sql, (q, q, k)).fetchall())
         return out

@@ -13,6 +13,7 @@ from faceprint.errors import GalleryError, PersonExistsError, PersonNotFoundErro
 from faceprint.gallery import OpenSetPolicy, open_gallery
 from faceprint.gallery import codec
 
+
 MODEL = "dlib_resnet_v1"
 
 
@@ -36,9 +37,12 @@ def milvus_lite(tmp_path):
     return open_gallery(str(tmp_path / "g.milvus.db"))
 
 
-@pytest.fixture(params=["sqlite", "milvus"])
+@pytest.fixture(params=["sqlite", "milvus", "postgres"])
 def gallery(request, tmp_path):
-    g = open_gallery(tmp_path / "g.db") if request.param == "sqlite" else milvus_lite(tmp_path)
+    if request.param == "postgres":
+        g = open_gallery(request.getfixturevalue("pg_uri"))
+    else:
+        g = open_gallery(tmp_path / "g.db") if request.param == "sqlite" else milvus_lite(tmp_path)
     yield g
     g.close()
 
@@ -124,7 +128,8 @@ def test_people_edits(gallery) -> None:
 
 
 def test_model_id_is_bound_and_checked(tmp_path, gallery) -> None:
-    uri = tmp_path / "g.db" if type(gallery).__name__ == "SqliteGallery" else str(tmp_path / "g.milvus.db")
+    uri = {"SqliteGallery": tmp_path / "g.db", "MilvusGallery": str(tmp_path / "g.milvus.db")}.get(
+        type(gallery).__name__) or gallery._uri
     gallery.add_faces("a", emb(np.ones((1, 128)) * 0.1))
     with pytest.raises(ModelMismatchError, match="gallery holds 'dlib_resnet_v1'"):
         gallery.add_faces("a", emb(np.ones((1, 128)), model="other"))
@@ -221,3 +226,30 @@ def test_people_without_samples_identify_nobody(gallery) -> None:
     vecs, _ = people_vectors(1, 2)
     gallery.add_faces("ada", emb(vecs))  # the search index learns the dimension only now
     assert [r.name for r in gallery.identify(emb(vecs[:1]), threshold=0.6)] == ["ada"]
+
+
+ODD = ['José "q" \\u00e9', "O'Brien \\", "名前 with\ttab"]
+
+
+def test_any_name_works_in_every_operation(gallery) -> None:
+    vecs, _ = people_vectors(3, 2, seed=4)
+    for i, name in enumerate(ODD):
+        gallery.add_faces(name, emb(vecs[2 * i:2 * i + 2]), sources=[f"{name}/a.jpg", f"{name}/b.jpg"])
+    assert [p.name for p in gallery.people()] == sorted(ODD)
+    for i, name in enumerate(ODD):
+        assert gallery.person(name).samples == 2 and gallery.samples(name)[1] == [name, name]
+        assert gallery.identify(emb(vecs[2 * i:2 * i + 1]))[0].name == name
+    gallery.rename(ODD[0], ODD[0] + " 2")
+    assert gallery.merge(ODD[1], ODD[0] + " 2") == 2
+    assert gallery.remove(ODD[0] + " 2") == 4
+    assert [p.name for p in gallery.people()] == [ODD[2]] and len(gallery.samples()[1]) == 2
+
+
+def test_milvus_limits_are_checked_before_writing(tmp_path) -> None:
+    g = milvus_lite(tmp_path)
+    with pytest.raises(ConfigError, match="512 UTF-8 bytes"):
+        g.add_faces("é" * 257, emb(np.zeros((1, 128))))
+    with pytest.raises(ConfigError, match="4096 UTF-8 bytes"):
+        g.add_faces("a", emb(np.zeros((1, 128))), sources=["x" * 4097])
+    assert len(g) == 0 and len(g.samples()[1]) == 0
+    g.close()

@@ -25,7 +25,7 @@ MinSizeOpt = typer.Option(2, "--min-cluster-size", min=2, help="hdbscan: smalles
 
 
 @app.command()
-def index(folder: Path = typer.Argument(..., help="Folder tree of photos."), db: Path = IndexDbOpt,
+def index(folder: Path = typer.Argument(..., help="Folder tree of photos."), db: str = IndexDbOpt,
           workers: int = typer.Option(1, "--workers", min=1, help="Processes (or Ray actors) detecting in parallel."),
           ray: Optional[str] = typer.Option(None, "--ray", help="Ray cluster address ('auto', 'ray://HOST:PORT', or "
                                                                  "'local' to start one here); needs faceprint[ray]."),
@@ -66,7 +66,7 @@ def _pairs(values: List[str], flag: str) -> list[tuple[int, int]]:
 
 
 @app.command()
-def cluster(db: Path = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Optional[float] = ThresholdOpt,
+def cluster(db: str = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Optional[float] = ThresholdOpt,
             k: Optional[int] = KOpt, min_cluster_size: int = MinSizeOpt,
             full: bool = typer.Option(False, "--full", help="Re-cluster every face (default: new faces join "
                                                             "existing clusters when the settings are unchanged)."),

@@ -18,7 +18,8 @@ from .gallery.quality import QualityGate
 from .gallery.recognizer import ENROLL_JITTER
 from .progress import progress_bar
 
-DbOpt = typer.Option(..., "--db", help="Gallery database (SQLite file, sqlite:///PATH, milvus://HOST:PORT, *.milvus.db).")
+DbOpt = typer.Option(..., "--db", help="Gallery database (SQLite file, sqlite:///PATH, milvus://HOST:PORT, "
+                                       "*.milvus.db, postgresql://USER:PASS@HOST:PORT/DB).")
 ThresholdOpt = typer.Option(None, "--threshold", help="Accept the best identity when its distance <= this "
                                                       "(default: the model's open-set threshold).")
 TopKOpt = typer.Option(5, "--top-k", min=1, help="Candidates listed per face.")
@@ -238,9 +239,11 @@ def people_db(create: bool = False) -> Any:
 
 def _require_db(db: str) -> None:
     """Raise GalleryError when ``db`` names a local file that does not exist (reads never create one)."""
-    path = db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
-    if "://" not in path and not Path(path).exists():
-        raise GalleryError(f"{path}: no such gallery")
+    from .dburi import parse_db
+
+    uri = parse_db(db)
+    if uri.path is not None and not uri.path.exists():
+        raise GalleryError(f"{uri.path}: no such gallery")
 
 
 @people_app.command("list")

@@ -9,14 +9,18 @@ import typer
 
 from .cli import DetectorOpt, JsonOpt, ModelOpt, _emit, _run, app
 
-DbOpt = typer.Option(..., "--db", help="The shared SQLite database (gallery, photo index, API keys).")
+DbOpt = typer.Option(..., "--db", help="The gallery: a SQLite file (also holding the photo index and API keys), "
+                                       "postgresql://USER:PASS@HOST:PORT/DB (also holding the keys), "
+                                       "milvus://HOST:PORT or *.milvus.db (keys in --keys-db).")
+KeysDbOpt = typer.Option(None, "--keys-db", help="SQLite file for the API keys (and photo index): needed with a "
+                                                 "Milvus gallery, which has no SQL tables.")
 
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys for `faceprint serve`.")
 app.add_typer(keys_app, name="keys")
 
 
 @app.command()
-def serve(db: Path = DbOpt,
+def serve(db: str = DbOpt, keys_db: Optional[Path] = KeysDbOpt,
           host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 = all)."),
           port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
           detector: str = DetectorOpt, model: str = ModelOpt,
@@ -40,8 +44,8 @@ def serve(db: Path = DbOpt,
     def body() -> None:
         import uvicorn
 
+        from .dburi import parse_db
         from .service import ServiceSettings, create_app
-
         from .service.server import uvicorn_config
 
         settings = ServiceSettings(db=db, max_request_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
@@ -49,17 +53,18 @@ def serve(db: Path = DbOpt,
                                    header_timeout_s=request_timeout / 3, rate_per_minute=rate_limit, burst=burst,
                                    workers=workers,
                                    cors_origins=tuple(cors_origin), calibration=calibration, detector=detector,
-                                   model=model)
+                                   model=model, keys_db=keys_db)
         typer.echo(f"loading models ({detector}, {model}) ...", err=True)
         application = create_app(settings)
-        typer.echo(f"faceprint serving {db} on http://{host}:{port}/ (web page /ui/, API docs /docs)", err=True)
+        typer.echo(f"faceprint serving {parse_db(db).display()} on http://{host}:{port}/ (web page /ui/, "
+                   "API docs /docs)", err=True)
         uvicorn.Server(uvicorn_config(application, settings, host=host, port=port)).run()
 
     _run(body)
 
 
 @keys_app.command("create")
-def keys_create(db: Path = DbOpt,
+def keys_create(db: str = DbOpt, keys_db: Optional[Path] = KeysDbOpt,
                 scope: str = typer.Option(..., "--scope", help="read | enroll | admin (each includes the ones before)."),
                 name: str = typer.Option("", "--name", help="A note saying who or what uses the key."),
                 rate_limit: Optional[int] = typer.Option(None, "--rate-limit", min=0,
@@ -68,9 +73,9 @@ def keys_create(db: Path = DbOpt,
     """Create an API key; it is printed once, as the last line, and only its hash is stored."""
 
     def body() -> None:
-        from .service.keys import KeyStore
+        from .service.keys import open_key_store
 
-        store = KeyStore(db)
+        store = open_key_store(db, keys_db)
         record, key = store.create(scope, name=name, rate_per_minute=rate_limit)
         store.close()
         if as_json:
@@ -83,13 +88,13 @@ def keys_create(db: Path = DbOpt,
 
 
 @keys_app.command("list")
-def keys_list(db: Path = DbOpt, as_json: bool = JsonOpt) -> None:
+def keys_list(db: str = DbOpt, keys_db: Optional[Path] = KeysDbOpt, as_json: bool = JsonOpt) -> None:
     """List API keys (ids, scopes, first characters; never the keys)."""
 
     def body() -> None:
-        from .service.keys import KeyStore
+        from .service.keys import open_key_store
 
-        store = KeyStore(db)
+        store = open_key_store(db, keys_db)
         records = [r.to_dict() for r in store.list()]
         store.close()
         if as_json:
@@ -105,13 +110,13 @@ def keys_list(db: Path = DbOpt, as_json: bool = JsonOpt) -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: int = typer.Argument(..., help="The key's id (see `faceprint keys list`)."),
-                db: Path = DbOpt, as_json: bool = JsonOpt) -> None:
+                db: str = DbOpt, keys_db: Optional[Path] = KeysDbOpt, as_json: bool = JsonOpt) -> None:
     """Revoke an API key: requests with it get 401 from then on."""
 
     def body() -> None:
-        from .service.keys import KeyStore
+        from .service.keys import open_key_store
 
-        store = KeyStore(db)
+        store = open_key_store(db, keys_db)
         record = store.revoke(key_id)
         store.close()
         if as_json:

@@ -34,9 +34,11 @@ def _liveness(blink: bool, head_turn: bool, antispoof: List[Path]) -> Any:
 
 
 def _open_gallery(db: str, pipe: Any) -> Any:
+    from .dburi import parse_db
     from .errors import GalleryError
 
-    if "://" not in db and not Path(db).exists():
+    local = parse_db(db).path
+    if local is not None and not local.exists():
         raise GalleryError(f"gallery {db} does not exist (enroll people first: faceprint enroll --db {db} NAME ...)")
     return _open(db, pipe)
 

@@ -84,10 +84,12 @@ def connect(path: str | Path) -> sqlite3.Connection:
 
     Raises:
         GalleryError: the file is not an SQLite database or its schema is newer than this code.
+        ConfigError: ``path`` is a server or milvus-lite URI (the index lives in SQLite only).
     """
+    from ..dburi import sqlite_path
     from ..sqlitedb import connect as open_db, migrate
 
-    conn = open_db(path)
+    conn = open_db(sqlite_path(path, "the photo index"))
     migrate(conn, COMPONENT, MIGRATIONS)
     return conn
 

@@ -8,7 +8,8 @@
 
 Backends share the :class:`Gallery` interface: :class:`~faceprint.gallery.sqlite.SqliteGallery`
 (the default, one file) and :class:`~faceprint.gallery.milvus.MilvusGallery`
-(``milvus://host:port`` or a ``*.milvus.db`` milvus-lite file; ``pip install 'faceprint[scale]'``).
+(``milvus://host:port`` or a ``*.milvus.db`` milvus-lite file; ``pip install 'faceprint[scale]'``) and
+:class:`~faceprint.gallery.postgres.PostgresGallery` (``postgresql://...``; ``pip install 'faceprint[postgres]'``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def open_gallery(uri: str | Path, *, model_id: str | None = None, metric: str | 
     """Open (creating when missing) the gallery at ``uri``.
 
     ``uri`` is a file path or ``sqlite:///path`` (SQLite), ``milvus://host:port[/collection]``
-    (a Milvus server) or a path ending in ``.milvus.db`` (embedded milvus-lite). ``model_id``
+    (a Milvus server), a path ending in ``.milvus.db`` (embedded milvus-lite) or
+    ``postgresql://user:pass@host:port/db`` (PostgreSQL + pgvector); see :mod:`faceprint.dburi`. ``model_id``
     and ``metric`` fix the gallery's model up front (otherwise the first vectors added do);
     ``options`` go to the backend (e.g. ``dtype="int8"``, ``ann="on"``, ``policy=...``).
 
@@ -36,20 +38,20 @@ def open_gallery(uri: str | Path, *, model_id: str | None = None, metric: str | 
         GalleryError: the URI scheme is unknown or the store cannot be opened.
         ModelMismatchError: the store holds another model's vectors.
     """
-    text = str(uri)
-    if text.startswith("milvus://") or text.endswith(".milvus.db"):
+    from ..dburi import parse_db
+
+    target = parse_db(uri)
+    if target.kind in ("milvus", "milvus-lite"):
         from .milvus import MilvusGallery
 
-        return MilvusGallery(text, model_id=model_id, metric=metric, **options)
-    if text.startswith("sqlite:///"):
-        text = text[len("sqlite:///"):]  # sqlite:///rel.db or sqlite:////abs/path.db
-    elif "://" in text:
-        raise GalleryError(f"unknown gallery URI {text!r}: use a path, sqlite:///PATH, milvus://HOST:PORT "
-                           "or a *.milvus.db path")
+        return MilvusGallery(target.text, model_id=model_id, metric=metric, **options)
+    if target.kind == "postgresql":
+        from .postgres import PostgresGallery
+
+        return PostgresGallery(target.text, model_id=model_id, metric=metric, **options)
     from .sqlite import SqliteGallery
 
-    return SqliteGallery(text, model_id=model_id, metric=metric, **options)
-
+    return SqliteGallery(target.path, model_id=model_id, metric=metric, **options)
 
 __all__ = [
     "Candidate",

@@ -75,6 +75,21 @@ class Match:
     sample_id: int
 
 
+def check_sample_rows(n: int, sources: Sequence[Any] | None, crops: np.ndarray | None,
+                      hashes: Sequence[Any] | None) -> int:
+    """``n`` when the per-sample lists of :meth:`Gallery.add_faces` fit ``n`` embeddings.
+
+    Raises:
+        ConfigError: a list of another length, or crops that are not ``(N, H, W, 3)`` chips.
+    """
+    for label, seq in (("sources", sources), ("crops", crops), ("hashes", hashes)):
+        if seq is not None and len(seq) != n:
+            raise ConfigError(f"{label} has {len(seq)} entries for {n} embeddings")
+    if crops is not None and (np.ndim(crops) != 4 or np.shape(crops)[-1] != 3):
+        raise ConfigError(f"crops must be (N, H, W, 3) uint8 chips, got shape {np.shape(crops)}")
+    return n
+
+
 @dataclass(frozen=True)
 class Person:
     """A person as stored: ``samples`` counts their face vectors, ``sources`` lists known sources."""
@@ -180,6 +195,10 @@ class Gallery(abc.ABC):
     @abc.abstractmethod
     def __len__(self) -> int:
         """Number of people."""
+
+    def sample_count(self) -> int:
+        """Number of stored face vectors (backends answer without reading them)."""
+        return len(self.samples()[2])
 
     def close(self) -> None:
         """Release files and connections (persisting any ANN index)."""

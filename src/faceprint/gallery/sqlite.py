@@ -32,7 +32,7 @@ from ..errors import ConfigError, GalleryError, PersonExistsError, PersonNotFoun
 from ..sqlitedb import connect, migrate, transaction
 from ..types import Embeddings
 from . import codec
-from .base import Gallery, Person
+from .base import Gallery, Person, check_sample_rows
 from .index import ExactIndex
 from .names import check_metadata, check_name, lookup_name, stored_metadata
 
@@ -201,12 +201,7 @@ class SqliteGallery(Gallery):
                    metadata: dict[str, Any] | None = None, template: str = "",
                    skip_known: bool = False) -> tuple[list[int], dict[int, str]]:
         name, metadata = check_name(name), check_metadata(metadata)
-        n = len(embeddings)
-        for label, seq in (("sources", sources), ("crops", crops), ("hashes", hashes)):
-            if seq is not None and len(seq) != n:
-                raise ConfigError(f"{label} has {len(seq)} entries for {n} embeddings")
-        if crops is not None and (np.ndim(crops) != 4 or np.shape(crops)[-1] != 3):
-            raise ConfigError(f"crops must be (N, H, W, 3) uint8 chips, got shape {np.shape(crops)}")
+        n = check_sample_rows(len(embeddings), sources, crops, hashes)
         self._bind(embeddings)
         blobs, scales = codec.encode(embeddings.vectors, self.dtype)
         pngs = [_png(c) for c in crops] if crops is not None else None

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import __version__
 from .auth import Authenticator, KeyGate, RateLimiter
-from .keys import KeyStore
+from .keys import open_key_store
 from .metrics import Metrics, MetricsMiddleware
 from .problems import COMMON_PROBLEMS, install_handlers, problem_responses
 from .settings import ServiceSettings
@@ -37,6 +37,15 @@ def build_pipeline(settings: ServiceSettings) -> Any:
     return pipe
 
 
+def photo_index_db(settings: ServiceSettings) -> Any:
+    """The SQLite file holding the photo index for cluster jobs: the gallery's file, else
+    ``--keys-db``; ``None`` for a server gallery without one (cluster jobs are then refused)."""
+    from ..dburi import parse_db
+
+    uri = parse_db(settings.db)
+    return uri.path if uri.kind == "sqlite" else settings.keys_db
+
+
 def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = None) -> Any:
     """The ASGI app serving ``settings.db``.
 
@@ -59,7 +68,7 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
     from .jobs import ClusterJobs
     from .live import LiveSessions
 
-    keys = KeyStore(settings.db)
+    keys = open_key_store(settings.db, settings.keys_db)
     metrics = Metrics()
     pipeline = pipeline if pipeline is not None else build_pipeline(settings)
     if gallery is None:
@@ -68,8 +77,8 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
                          auth=Authenticator(keys, RateLimiter(settings.burst), settings.rate_per_minute,
                                             settings.anonymous_rate_per_minute),
                          metrics=metrics, limiter=anyio.CapacityLimiter(settings.worker_count),
-                         gallery=gallery, recognizer=Recognizer(pipeline, gallery), jobs=ClusterJobs(settings.db),
-                         live=LiveSessions(pipeline, gallery))
+                         gallery=gallery, recognizer=Recognizer(pipeline, gallery),
+                         jobs=ClusterJobs(photo_index_db(settings)), live=LiveSessions(pipeline, gallery))
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> Any:
         yield

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from .problems import problem_for
 
 
@@ -49,7 +50,7 @@ class Job:
 class ClusterJobs:
     """Queue and run :func:`faceprint.collections.assign.cluster_index` on ``db``."""
 
-    def __init__(self, db: Path, keep: int = 50) -> None:
+    def __init__(self, db: Path | None, keep: int = 50) -> None:
         self.db = db
         self.keep = keep
         self._jobs: dict[int, Job] = {}
@@ -67,6 +68,9 @@ class ClusterJobs:
         from ..collections.clustering import create_clusterer
 
         options = {k: v for k, v in params.items() if k not in ("algorithm", "full") and v is not None}
+        if self.db is None:
+            raise ConfigError("cluster jobs need the photo index's SQLite file: serve a SQLite gallery or "
+                              "pass --keys-db PATH")
         create_clusterer(params["algorithm"], **options)  # fail now, in the request, not in the job
         with self._lock:
             job = Job(next(self._ids), params)

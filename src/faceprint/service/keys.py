@@ -1,4 +1,7 @@
-"""API keys in the shared SQLite database (the service's ``api_keys`` table).
+"""API keys in the gallery's SQL database (the service's ``api_keys`` table): the shared SQLite
+file, or the PostgreSQL database of a ``postgresql://`` gallery (:class:`PostgresKeyStore`), so
+several service replicas on one database refuse a revoked key at once. A Milvus gallery has no
+SQL side: its keys go to a SQLite file named by ``--keys-db`` (:func:`open_key_store`).
 
 A key is ``fp_`` + 43 URL-safe characters (256 random bits). Only its SHA-256 is stored: a
 fast hash is enough for secrets of that entropy (no dictionary to try), and lets a request be
@@ -71,7 +74,10 @@ _COLUMNS = "id, hint, scope, name, rate_per_minute, created_at, revoked_at"
 
 
 class KeyStore:
-    """Create, look up, list and revoke API keys; safe to share between threads."""
+    """Create, look up, list and revoke API keys in a SQLite file; safe to share between threads.
+
+    Subclasses for other databases provide the connection and :meth:`_exec` (placeholders are
+    written ``?``)."""
 
     def __init__(self, db: str | Path) -> None:
         self.db = Path(db)
@@ -79,6 +85,10 @@ class KeyStore:
         self._lock = threading.Lock()
         with self._lock:
             migrate(self._conn, COMPONENT, MIGRATIONS)
+
+    def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        """Run one statement (autocommit) and return its cursor."""
+        return self._conn.execute(sql, params)
 
     def close(self) -> None:
         self._conn.close()
@@ -96,16 +106,17 @@ class KeyStore:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self._lock:
-            cur = self._conn.execute(
-                "INSERT INTO api_keys (key_hash, hint, scope, name, rate_per_minute, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (hash_key(key), key[:7], scope, name, rate_per_minute, now))
-        record = self.get(int(cur.lastrowid or 0))
+            key_id = self._exec(
+                "INSERT INTO api_keys (key_hash, hint, scope, name, rate_per_minute, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (hash_key(key), key[:7], scope, name, rate_per_minute, now)).fetchall()[0][0]
+        record = self.get(int(key_id))
         assert record is not None
         return record, key
 
     def get(self, key_id: int) -> ApiKey | None:
         with self._lock:
-            row = self._conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+            row = self._exec(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
         return None if row is None else ApiKey(*row)
 
     def lookup(self, key: str) -> ApiKey | None:
@@ -113,13 +124,13 @@ class KeyStore:
         if not key.startswith(KEY_PREFIX) or len(key) > 200:
             return None
         with self._lock:
-            row = self._conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+            row = self._exec(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
                                      (hash_key(key),)).fetchone()
         return None if row is None else ApiKey(*row)
 
     def list(self) -> list[ApiKey]:
         with self._lock:
-            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY id").fetchall()
+            rows = self._exec(f"SELECT {_COLUMNS} FROM api_keys ORDER BY id").fetchall()
         return [ApiKey(*row) for row in rows]
 
     def revoke(self, key_id: int) -> ApiKey:
@@ -130,10 +141,64 @@ class KeyStore:
         """
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self._lock:
-            cur = self._conn.execute("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+            cur = self._exec("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
                                      (now, key_id))
         if cur.rowcount == 0:
             raise ConfigError(f"no API key with id {key_id}")
         record = self.get(key_id)
         assert record is not None
         return record
+
+
+#: The service's tables in PostgreSQL (same columns; ids from an identity sequence).
+PG_MIGRATIONS: tuple[str, ...] = (MIGRATIONS[0].replace("id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY"),)
+
+
+class PostgresKeyStore(KeyStore):
+    """API keys in the ``postgresql://`` gallery database: every lookup asks the server, so a key
+    created or revoked through one replica holds for all of them at once."""
+
+    def __init__(self, uri: str) -> None:
+        from .. import pgdb
+        from ..dburi import parse_db
+
+        self.db = parse_db(uri).display()  # type: ignore[assignment]
+        self._uri = uri
+        self._conn = pgdb.connect(uri, vector=False)
+        self._lock = threading.Lock()
+        pgdb.migrate(self._conn, COMPONENT, PG_MIGRATIONS)
+
+    def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        import psycopg
+
+        from .. import pgdb
+
+        if self._conn.broken:  # the server restarted or dropped us: reconnect
+            self._conn = pgdb.connect(self._uri, vector=False)
+        try:
+            return self._conn.execute(sql.replace("?", "%s"), params)
+        except psycopg.Error as exc:
+            from ..errors import GalleryError
+
+            raise GalleryError(f"{self.db}: API key query failed ({str(exc).strip().splitlines()[0]})") from exc
+
+
+def open_key_store(db: str | Path, keys_db: str | Path | None = None) -> KeyStore:
+    """The API keys of the gallery ``db``: in its SQL database (SQLite, PostgreSQL), or in the
+    SQLite file ``keys_db`` (required for Milvus, which has no SQL side; it overrides the others).
+
+    Raises:
+        ConfigError: a Milvus gallery without ``keys_db``, or ``keys_db`` that is not a SQLite path.
+        GalleryError: an unknown URI scheme or an unreachable server.
+    """
+    from ..dburi import parse_db, sqlite_path
+
+    if keys_db is not None:
+        return KeyStore(sqlite_path(keys_db, "--keys-db"))
+    uri = parse_db(db)
+    if uri.kind == "postgresql":
+        return PostgresKeyStore(uri.text)
+    if uri.kind != "sqlite" or uri.path is None:
+        raise ConfigError(f"a {uri.kind} gallery keeps no SQL tables: name a SQLite file for the API keys "
+                          "with --keys-db PATH")
+    return KeyStore(uri.path)

@@ -14,7 +14,10 @@ class ServiceSettings:
     """What ``faceprint serve`` is configured with.
 
     Attributes:
-        db: the shared SQLite file (gallery, photo index, API keys).
+        db: the gallery (``--db``: a SQLite file, which also holds the photo index and API keys, or a
+            URI, see :mod:`faceprint.dburi`).
+        keys_db: a SQLite file for the API keys (and photo index) of a Milvus gallery; overrides
+            the gallery's own database for keys.
         max_request_bytes: refuse request bodies larger than this (413).
         max_pixels: refuse images with more than ``width * height`` pixels (413).
         max_decode_bytes: refuse images whose decode would need more memory than this (413;
@@ -35,7 +38,7 @@ class ServiceSettings:
         detector, model: registry names or ``.onnx`` paths.
     """
 
-    db: Path
+    db: str | Path
     max_request_bytes: int = 16 * 1024 * 1024
     max_pixels: int = 20_000_000
     max_decode_bytes: int = 256 * 1024 * 1024
@@ -49,6 +52,7 @@ class ServiceSettings:
     calibration: Path | None = None
     detector: str = "mtcnn"
     model: str = "dlib_resnet"
+    keys_db: Path | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_request_bytes", "max_pixels", "max_decode_bytes", "burst"):
@@ -60,6 +64,9 @@ class ServiceSettings:
         if not 0 < self.header_timeout_s <= self.request_timeout_s:
             raise ConfigError(f"need 0 < header_timeout_s <= request_timeout_s, got {self.header_timeout_s}, "
                               f"{self.request_timeout_s}")
+        from ..dburi import parse_db
+
+        parse_db(self.db)  # an unknown scheme fails here, before anything is opened
         if "*" in self.cors_origins:
             raise ConfigError("CORS origin '*' is refused: name the origins that may call the API")
 

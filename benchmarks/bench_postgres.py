@@ -1,0 +1,264 @@
+"""The PostgreSQL + pgvector gallery at scale, side by side with the SQLite + usearch gallery.
+
+Both galleries are filled through ``Gallery.add_faces`` (one person of 4 photos per call, as
+enrollment does) with dlib-shaped synthetic faces (``bench_gallery``'s Gaussian model fitted on
+faceprint's LFW View 1 vectors), then searched one query at a time through ``Gallery.search``
+(k=1, what identify asks for first). Recall@1 is against exact search over the same vectors
+(numpy). The queries are split in halves: pgvector's ``ef_search`` is chosen on the tuning half
+(the smallest width of ``--ef`` whose recall@1 reaches 0.99) and every row reports the other
+half. Postgres runs on the ``pgserver`` wheel (PostgreSQL 16 + pgvector) over a Unix socket, on
+this machine.
+
+``--replicas`` also measures how soon a face enrolled through one process is found by another
+process polling the same Postgres gallery (the two-replica service case).
+
+Run: ``python benchmarks/bench_postgres.py --sizes 100000[,1000000] [--lfw-cache F.npz] [--markdown]``.
+The machine running these may be shared: compare rows of one run, not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_core import print_table  # noqa: E402,I001
+from bench_gallery import LFW, DlibShaped, exact_truth, percentiles, scale_data  # noqa: E402
+
+MODEL = "dlib_resnet_v1"
+PER = 4
+
+
+def lfw_model(root: Path, cache: Path | None) -> DlibShaped:
+    """The Gaussian model of faceprint's vectors of LFW View 1 (plain pipeline; cached)."""
+    from faceprint.evaluation.openset import lfw_images
+
+    paths, names = lfw_images(root)
+    if cache is not None and cache.is_file():
+        vectors = np.load(cache)["plain"]
+    else:
+        from faceprint import FacePipeline
+        from faceprint.evaluation.lfw import embed_images
+
+        vectors = embed_images(FacePipeline(), paths)[0].vectors
+        if cache is not None:
+            np.savez(cache, plain=vectors)
+    return DlibShaped(vectors, names)
+
+
+def enroll(gallery, base: np.ndarray) -> tuple[np.ndarray, float]:
+    """Every face through ``add_faces`` (4 per person); the sample ids in ``base`` order and faces/s."""
+    from faceprint import Embeddings
+
+    ids = []
+    t = time.perf_counter()
+    for s in range(0, len(base), PER):
+        ids += gallery.add_faces(f"p{s // PER}", Embeddings(base[s:s + PER], MODEL))
+        if s and s % 100_000 == 0:
+            print(f"  {s:,} faces, {s / (time.perf_counter() - t):,.0f}/s", flush=True)
+    return np.array(ids, np.int64), len(base) / (time.perf_counter() - t)
+
+
+def bulk_load(uri: str, base: np.ndarray) -> tuple[np.ndarray, float]:
+    """Fill the gallery's tables with ``COPY`` and build the HNSW index afterwards (what a
+    migration of an existing collection would do; not the ``add_faces`` path): sample ids in
+    ``base`` order and the index build seconds."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    from faceprint import Embeddings
+    from faceprint.gallery import open_gallery
+    from faceprint.gallery.postgres import HNSW_EF_CONSTRUCTION, HNSW_M
+
+    with open_gallery(uri) as g:  # creates and binds the tables (dimension, index)
+        g.add_faces("p0", Embeddings(base[:PER], MODEL))
+    with psycopg.connect(uri, autocommit=True) as conn:
+        register_vector(conn)
+        conn.execute("DROP INDEX samples_hnsw")
+        with conn.cursor().copy("COPY people (id, name, metadata, created_at) FROM STDIN") as cp:
+            for p in range(1, len(base) // PER):
+                cp.write_row((p + 1, f"p{p}", "{}", 0.0))
+        with conn.cursor().copy("COPY samples (id, person_id, model_id, vector, created_at) FROM STDIN "
+                                "WITH (FORMAT BINARY)") as cp:
+            cp.set_types(["int8", "int8", "text", "vector", "float8"])
+            for i in range(PER, len(base)):
+                cp.write_row((i + 1, i // PER + 1, MODEL, base[i], 0.0))
+        conn.execute("SELECT setval('samples_id_seq', %s), setval('people_id_seq', %s)",
+                     (len(base), len(base) // PER))
+        conn.execute("SET maintenance_work_mem = '4GB'")
+        conn.execute("SET max_parallel_maintenance_workers = 2")
+        t = time.perf_counter()
+        conn.execute(f"CREATE INDEX samples_hnsw ON samples USING hnsw (vector vector_l2_ops) "
+                     f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
+        build = time.perf_counter() - t
+    return np.arange(1, len(base) + 1, dtype=np.int64), build
+
+
+def timed_search(gallery, queries: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Sample id of the nearest stored face per query (one query per call), p50 and p99 ms."""
+    from faceprint import Embeddings
+
+    got, times = [], []
+    for q in queries:
+        t = time.perf_counter()
+        got.append(gallery.search(Embeddings(q[None], MODEL), k=1)[0][0].sample_id)
+        times.append(time.perf_counter() - t)
+    return np.array(got), *percentiles(times)
+
+
+def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_truth: np.ndarray,
+                  report_q: np.ndarray, report_truth: np.ndarray, efs: list[int], exact_queries: int,
+                  bulk: bool) -> list[tuple]:
+    from faceprint.gallery import open_gallery
+    from faceprint.gallery.postgres import auto_ef_search
+
+    if bulk:
+        ids, build = bulk_load(uri, base)
+        rate_text = f"bulk COPY; HNSW build {build:.0f} s"
+    else:
+        g = open_gallery(uri)
+        ids, rate = enroll(g, base)
+        g.close()
+        rate_text = f"{rate:,.0f}"
+    timed_search(open_gallery(uri), report_q[:50])  # warm the server's caches
+    tuned = []
+    for ef in efs:
+        with open_gallery(uri, ef_search=ef) as g:
+            got, _, _ = timed_search(g, tune_q)
+        tuned.append((ef, float(np.mean(got == ids[tune_truth]))))
+        print(f"  tuning half: ef_search {ef}: recall@1 {tuned[-1][1]:.4f}", flush=True)
+    chosen = next((ef for ef, r in tuned if r >= 0.99), efs[-1])
+    rows = []
+    for label, options, q, truth in ((f"HNSW, ef_search {chosen} (chosen on the tuning half)", {"ef_search": chosen},
+                                      report_q, report_truth),
+                                     (f"HNSW, ef_search auto = {auto_ef_search(n)} (default)", {}, report_q,
+                                      report_truth),
+                                     ("exact (exact=True)", {"exact": True}, report_q[:exact_queries],
+                                      report_truth[:exact_queries])):
+        if "default" in label and auto_ef_search(n) == chosen:
+            continue
+        with open_gallery(uri, **options) as g:
+            got, p50, p99 = timed_search(g, q)
+        rows.append(("PostgreSQL + pgvector", f"{n:,}", label, f"{p50:.2f}", f"{p99:.2f}",
+                     f"{np.mean(got == ids[truth]):.4f}", str(len(q)), rate_text))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def sqlite_rows(tmp: Path, n: int, base: np.ndarray, report_q: np.ndarray, report_truth: np.ndarray) -> list[tuple]:
+    from faceprint.gallery import open_gallery
+
+    db = tmp / f"g{n}.db"
+    g = open_gallery(db)
+    ids, rate = enroll(g, base)
+    g.close()
+    with open_gallery(db) as g:  # defaults: the int8 usearch graph (ann="auto") re-ranked exactly
+        timed_search(g, report_q[:50])  # builds or loads the graph
+        got, p50, p99 = timed_search(g, report_q)
+        kind = type(g._index).__name__
+    return [("SQLite + usearch (default)", f"{n:,}", kind, f"{p50:.2f}", f"{p99:.2f}",
+             f"{np.mean(got == ids[report_truth]):.4f}", str(len(report_q)), f"{rate:,.0f}")]
+
+
+WATCHER = """
+import sys, time
+from faceprint.gallery import open_gallery
+g = open_gallery(sys.argv[1])
+print("ready", flush=True)
+for line in sys.stdin:
+    digest = line.strip()
+    while g.find_photo(digest) is None:
+        pass
+    print(time.time(), flush=True)
+"""
+
+
+def replica_rows(uri: str, rounds: int) -> list[tuple]:
+    """Seconds from ``add_faces`` returning in this process to another process finding the face."""
+    from faceprint import Embeddings
+    from faceprint.gallery import open_gallery
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    watcher = subprocess.Popen([sys.executable, "-c", WATCHER, uri], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True, env=env)
+    assert watcher.stdout.readline().strip() == "ready"
+    lags = []
+    rng = np.random.default_rng(5)
+    with open_gallery(uri) as g:
+        for i in range(rounds):
+            digest = f"{i:064x}"
+            watcher.stdin.write(digest + "\n")
+            watcher.stdin.flush()
+            time.sleep(0.05)
+            g.add_faces(f"replica-{i}", Embeddings(rng.normal(0, 0.09, (1, 128)), MODEL), hashes=[digest])
+            done = time.time()
+            lags.append(float(watcher.stdout.readline()) - done)
+    watcher.stdin.close()
+    watcher.wait(timeout=30)
+    lags_ms = np.array(lags) * 1000
+    return [("enrollment seen by another process", f"{rounds} enrollments", f"{np.percentile(lags_ms, 50):.2f}",
+             f"{lags_ms.max():.2f}")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000")
+    parser.add_argument("--queries", type=int, default=400, help="split in a tuning and a report half")
+    parser.add_argument("--ef", default="40,64,100,160,250,400", help="ef_search widths tried on the tuning half")
+    parser.add_argument("--exact-queries", type=int, default=50, help="report queries timed with exact search")
+    parser.add_argument("--data", default="dlib", choices=("dlib", "iid"),
+                        help="dlib-shaped faces (default) or iid vectors (graph search's worst case; no LFW needed)")
+    parser.add_argument("--root", type=Path, default=LFW)
+    parser.add_argument("--lfw-cache", type=Path, default=None,
+                        help="npz of faceprint's LFW vectors (written if missing)")
+    parser.add_argument("--tmp", type=Path, default=None, help="folder for the server's data and the SQLite files")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--bulk-from", type=int, default=0,
+                        help="fill galleries of at least this many faces with COPY + one index build instead of "
+                             "add_faces (0 = never); their enrollment column shows the build time")
+    parser.add_argument("--replicas", type=int, default=20, help="enrollments timed across processes (0 = skip)")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+
+    import pgserver
+
+    model = lfw_model(args.root, args.lfw_cache) if args.data == "dlib" else None
+    efs = [int(e) for e in args.ef.split(",")]
+    rows: list[tuple] = []
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        head, _, query = server.get_uri().partition("?")
+        try:
+            for n in [int(s) for s in args.sizes.split(",")]:
+                base, queries = scale_data(args.data, n, args.queries, model, per=PER)
+                truth = exact_truth(base, queries)[0]
+                tune, report = np.arange(0, len(queries), 2), np.arange(1, len(queries), 2)
+                server.psql(f"CREATE DATABASE bench{n};")
+                uri = f"{head.rsplit('/', 1)[0]}/bench{n}?{query}"
+                rows += postgres_rows(uri, n, base, queries[tune], truth[tune], queries[report], truth[report], efs,
+                                      args.exact_queries, bool(args.bulk_from) and n >= args.bulk_from)
+                if not args.no_sqlite:
+                    rows += sqlite_rows(Path(tmp), n, base, queries[report], truth[report])
+                    print(rows[-1], flush=True)
+            print_table(("gallery", "faces", "search", "search p50 ms", "search p99 ms", "recall@1 vs exact",
+                         "report queries", "enrolled faces/s"), rows, args.markdown)
+            if args.replicas:
+                server.psql("CREATE DATABASE replicas;")
+                print_table(("PostgreSQL", "rounds", "lag p50 ms", "lag max ms"),
+                            replica_rows(f"{head.rsplit('/', 1)[0]}/replicas?{query}", args.replicas), args.markdown)
+        finally:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    main()

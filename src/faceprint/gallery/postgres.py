@@ -1,0 +1,382 @@
+"""The PostgreSQL gallery: the :class:`~faceprint.gallery.base.Gallery` on a shared server, with
+vectors in pgvector ``vector(d)`` columns and pgvector's HNSW index.
+
+Tables (component ``"gallery"`` in ``faceprint_schema``, see :mod:`faceprint.pgdb`):
+``gallery_meta`` (model id, metric, dim), ``people``, ``samples`` (``ON DELETE CASCADE`` from
+people), ``crops`` (aligned chips as PNG, cascading from samples) and ``cohort``. The vector
+columns get their dimension, and ``samples`` its HNSW index (``vector_l2_ops`` or
+``vector_cosine_ops``), when the first vectors fix the model.
+
+Every call is one transaction, so an enrollment is all-or-nothing, and nothing is cached in
+the process: several processes (service replicas) on one database see each other's writes at
+once. Person creation is ``INSERT ... ON CONFLICT``, so concurrent writers enrolling the same
+new name share one person.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..dburi import parse_db
+from ..errors import ConfigError, GalleryError, PersonExistsError, PersonNotFoundError
+from ..pgdb import connect, lock_id, migrate
+from ..types import Embeddings
+from .base import Gallery, Person, check_sample_rows
+from .names import check_name
+from .sqlite import _png
+
+COMPONENT = "gallery"
+#: HNSW graph degree and build width.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+#: The automatic search width (queries take the ``ef_search`` nearest graph candidates) grows
+#: with the gallery: :data:`EF_SEARCH` up to :data:`EF_SMALL_N` samples, :data:`EF_SEARCH_LARGE`
+#: from :data:`EF_LARGE_N`, log-linear between. Anchors from the tuning half of
+#: benchmarks/bench_postgres.py: recall@1 0.995 at ef 100 on 100k dlib-shaped faces; at 1M,
+#: ef 250 reached 0.96 and ef 400 0.995 (docs/shared_galleries.md).
+EF_SEARCH, EF_SMALL_N = 100, 100_000
+EF_SEARCH_LARGE, EF_LARGE_N = 400, 1_000_000
+
+
+def auto_ef_search(n_samples: float) -> int:
+    """The search width for a gallery of about ``n_samples`` faces (see :data:`EF_SEARCH`)."""
+    if n_samples <= EF_SMALL_N:
+        return EF_SEARCH
+    if n_samples >= EF_LARGE_N:
+        return EF_SEARCH_LARGE
+    t = np.log(n_samples / EF_SMALL_N) / np.log(EF_LARGE_N / EF_SMALL_N)
+    return int(round(EF_SEARCH * (EF_SEARCH_LARGE / EF_SEARCH) ** t))
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE gallery_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE people (
+        id BIGSERIAL PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        metadata JSONB NOT NULL DEFAULT '{}',
+        created_at DOUBLE PRECISION NOT NULL);
+    CREATE TABLE samples (
+        id BIGSERIAL PRIMARY KEY,
+        person_id BIGINT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        model_id TEXT NOT NULL,
+        vector vector NOT NULL,
+        source TEXT,
+        photo_sha256 TEXT,
+        created_at DOUBLE PRECISION NOT NULL);
+    CREATE INDEX samples_person ON samples(person_id);
+    CREATE INDEX samples_photo ON samples(photo_sha256);
+    CREATE TABLE crops (
+        sample_id BIGINT PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,
+        template TEXT NOT NULL,
+        png BYTEA NOT NULL);
+    CREATE TABLE cohort (
+        id BIGSERIAL PRIMARY KEY,
+        model_id TEXT NOT NULL,
+        vector vector NOT NULL);
+    """,
+]
+
+
+class PostgresGallery(Gallery):
+    """A gallery in a PostgreSQL database with pgvector.
+
+    Args:
+        uri: ``postgresql://user:pass@host:port/db`` (libpq URI; ``?host=/socket/dir`` works).
+        model_id, metric: fix the gallery's model now (else the first ``add_faces`` does).
+        exact: search every vector (a sequential scan) instead of the HNSW index.
+        ef_search: HNSW search width (more = better recall, slower); ``None`` = grows with the
+            gallery (:func:`auto_ef_search` of the server's row estimate).
+        policy: default :class:`~faceprint.gallery.scoring.OpenSetPolicy` for :meth:`identify`.
+
+    Raises:
+        GalleryError: the server is unreachable, pgvector is missing, or the schema is newer.
+        ModelMismatchError: ``model_id`` differs from the stored model.
+    """
+
+    def __init__(self, uri: str, *, model_id: str | None = None, metric: str | None = None, exact: bool = False,
+                 ef_search: int | None = None, policy: Any = None) -> None:
+        if ef_search is not None and int(ef_search) < 1:
+            raise ConfigError(f"ef_search must be >= 1, got {ef_search}")
+        self._uri, self.uri = uri, parse_db(uri).display()
+        self.exact, self.policy = bool(exact), policy
+        self.ef_search = None if ef_search is None else int(ef_search)
+        self._lock = threading.RLock()
+        self._conn: Any = connect(uri)
+        try:
+            migrate(self._conn, COMPONENT, MIGRATIONS)
+            self._load_meta()
+            if model_id is not None:
+                self._bind(Embeddings(np.zeros((0, self.dim or 1)), model_id, metric or self.metric or "euclidean"),
+                           check_dim=False)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # ---- plumbing ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Any]:
+        """One transaction on the connection; database errors become GalleryError (rolled back)."""
+        import psycopg
+
+        with self._lock:
+            if self._conn is None:
+                raise GalleryError(f"{self.uri}: the gallery is closed")
+            if self._conn.broken:  # the server restarted or dropped us: the next call reconnects
+                self._conn = connect(self._uri)
+            try:
+                with self._conn.transaction():
+                    yield self._conn
+            except psycopg.Error as exc:
+                raise GalleryError(f"{self.uri}: database call failed and was rolled back "
+                                   f"({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r})") from exc
+
+    def _load_meta(self) -> None:
+        with self._tx() as c:
+            meta = dict(c.execute("SELECT key, value FROM gallery_meta").fetchall())
+        self.model_id, self.metric = meta.get("model_id"), meta.get("metric")
+        self.dim = int(meta["dim"]) if "dim" in meta else None
+
+    def _bind(self, emb: Embeddings, check_dim: bool = True) -> None:
+        """Fix the model (and, with vectors, the dimension and the HNSW index) on first use;
+        otherwise check ``emb`` against it."""
+        if self.model_id is None or (self.dim is None and check_dim):
+            with self._tx() as c:
+                c.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id("gallery-bind"),))
+                meta = dict(c.execute("SELECT key, value FROM gallery_meta").fetchall())
+                if "model_id" not in meta:
+                    meta.update(model_id=emb.model_id, metric=emb.metric)
+                    c.cursor().executemany("INSERT INTO gallery_meta VALUES (%s, %s)",
+                                           [("model_id", emb.model_id), ("metric", emb.metric)])
+                if "dim" not in meta and check_dim and (emb.model_id, emb.metric) == (meta["model_id"], meta["metric"]):
+                    dim, ops = int(emb.dim), "vector_cosine_ops" if meta["metric"] == "cosine" else "vector_l2_ops"
+                    c.execute(f"ALTER TABLE samples ALTER COLUMN vector TYPE vector({dim})")
+                    c.execute(f"ALTER TABLE cohort ALTER COLUMN vector TYPE vector({dim})")
+                    c.execute(f"CREATE INDEX samples_hnsw ON samples USING hnsw (vector {ops}) "
+                              f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
+                    c.execute("INSERT INTO gallery_meta VALUES ('dim', %s)", (str(dim),))
+                    meta["dim"] = str(dim)
+            self.model_id, self.metric = meta["model_id"], meta["metric"]
+            self.dim = int(meta["dim"]) if "dim" in meta else None
+        if check_dim or emb.model_id != self.model_id or emb.metric != self.metric:
+            self.check_model(emb)
+
+    def _known_dim(self) -> int | None:
+        """The dimension, re-read when unknown here: another process may have bound it since."""
+        if self.dim is None:
+            self._load_meta()
+        return self.dim
+
+    @property
+    def _op(self) -> str:
+        return "<=>" if self.metric == "cosine" else "<->"
+
+    # ---- writes ------------------------------------------------------------------------------------
+    def _insert_person(self, c: Any, name: str, metadata: dict[str, Any] | None) -> int:
+        row = c.execute("INSERT INTO people (name, metadata, created_at) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (name) DO NOTHING RETURNING id",
+                        (name, json.dumps(metadata or {}), time.time())).fetchone()
+        if row is None:
+            raise PersonExistsError(f"a person named {name!r} already exists in {self.uri}")
+        return int(row[0])
+
+    def _person_id(self, c: Any, name: str) -> int:
+        row = c.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()
+        if row is None:
+            raise PersonNotFoundError(f"no person named {name!r} in {self.uri}")
+        return int(row[0])
+
+    def add_person(self, name: str, metadata: dict[str, Any] | None = None) -> None:
+        name = check_name(name)
+        with self._tx() as c:
+            self._insert_person(c, name, metadata)
+
+    def add_faces(self, name: str, embeddings: Embeddings, *, sources: Sequence[str | None] | None = None,
+                  crops: np.ndarray | None = None, create: bool = True, hashes: Sequence[str | None] | None = None,
+                  metadata: dict[str, Any] | None = None, template: str = "") -> list[int]:
+        name = check_name(name)
+        n = check_sample_rows(len(embeddings), sources, crops, hashes)
+        self._bind(embeddings)
+        pngs = [_png(chip) for chip in crops] if crops is not None else None
+        vectors, now = np.asarray(embeddings.vectors, np.float32), time.time()
+        with self._tx() as c:
+            row = c.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()
+            if row is None and not create:
+                raise PersonNotFoundError(f"no person named {name!r} in {self.uri}")
+            if row is None:  # a concurrent writer may create the same person: share it
+                row = c.execute("INSERT INTO people (name, metadata, created_at) VALUES (%s, %s, %s) ON CONFLICT "
+                                "(name) DO UPDATE SET name = excluded.name RETURNING id",
+                                (name, json.dumps(metadata or {}), now)).fetchone()
+            pid = int(row[0])
+            ids: list[int] = []
+            with c.cursor() as cur:
+                cur.executemany("INSERT INTO samples (person_id, model_id, vector, source, photo_sha256, created_at) "
+                                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                                [(pid, self.model_id, vectors[i], None if sources is None else sources[i],
+                                  None if hashes is None else hashes[i], now) for i in range(n)], returning=True)
+                while n:
+                    ids.append(int(cur.fetchone()[0]))
+                    if not cur.nextset():
+                        break
+            if pngs is not None:
+                c.cursor().executemany("INSERT INTO crops VALUES (%s, %s, %s)",
+                                       [(i, template, p) for i, p in zip(ids, pngs)])
+        return ids
+
+    def rename(self, old: str, new: str) -> None:
+        import psycopg
+
+        new = check_name(new)
+        try:
+            with self._tx() as c:
+                pid = self._person_id(c, old)
+                c.execute("UPDATE people SET name = %s WHERE id = %s", (new, pid))
+        except GalleryError as exc:
+            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                raise PersonExistsError(f"cannot rename {old!r}: a person named {new!r} already exists") from None
+            raise
+
+    def merge(self, src: str, dst: str) -> int:
+        if src == dst:
+            raise ConfigError(f"cannot merge {src!r} into itself")
+        with self._tx() as c:
+            s, d = self._person_id(c, src), self._person_id(c, dst)
+            moved = c.execute("UPDATE samples SET person_id = %s WHERE person_id = %s", (d, s)).rowcount
+            c.execute("DELETE FROM people WHERE id = %s", (s,))
+        return int(moved)
+
+    def remove(self, name: str) -> int:
+        with self._tx() as c:
+            pid = self._person_id(c, name)
+            n = c.execute("SELECT count(*) FROM samples WHERE person_id = %s", (pid,)).fetchone()[0]
+            c.execute("DELETE FROM people WHERE id = %s", (pid,))  # cascades to samples, crops
+        return int(n)
+
+    def add_cohort(self, embeddings: Embeddings) -> int:
+        """Store non-enrolled faces used to normalise scores (see :mod:`faceprint.gallery.scoring`)."""
+        self._bind(embeddings)
+        with self._tx() as c:
+            c.cursor().executemany("INSERT INTO cohort (model_id, vector) VALUES (%s, %s)",
+                                   [(self.model_id, v) for v in np.asarray(embeddings.vectors, np.float32)])
+        return len(embeddings)
+
+    def _import_rows(self, people: list[dict[str, Any]], emb: Embeddings, names: list[str],
+                     sources: list[str | None]) -> int:
+        if len(emb):
+            self._bind(emb)
+        now = time.time()
+        with self._tx() as c:
+            pids = {p["name"]: self._insert_person(c, check_name(p["name"]), p.get("metadata")) for p in people}
+            c.cursor().executemany(
+                "INSERT INTO samples (person_id, model_id, vector, source, created_at) VALUES (%s, %s, %s, %s, %s)",
+                [(pids[n], self.model_id, np.asarray(v, np.float32), s, now)
+                 for n, v, s in zip(names, emb.vectors, sources)])
+        return len(names)
+
+    # ---- reads -------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        with self._tx() as c:
+            return int(c.execute("SELECT count(*) FROM people").fetchone()[0])
+
+    def sample_count(self) -> int:
+        with self._tx() as c:
+            return int(c.execute("SELECT count(*) FROM samples").fetchone()[0])
+
+    def people(self) -> list[Person]:
+        with self._tx() as c:
+            rows = c.execute("SELECT p.name, count(s.id), p.metadata FROM people p LEFT JOIN samples s "
+                             "ON s.person_id = p.id GROUP BY p.id ORDER BY p.name").fetchall()
+        return sorted((Person(r[0], int(r[1]), r[2] or {}) for r in rows), key=lambda p: p.name)
+
+    def person(self, name: str) -> Person:
+        with self._tx() as c:
+            row = c.execute("SELECT id, metadata FROM people WHERE name = %s", (name,)).fetchone()
+            if row is None:
+                raise PersonNotFoundError(f"no person named {name!r} in {self.uri}")
+            srcs = c.execute("SELECT source FROM samples WHERE person_id = %s ORDER BY id", (row[0],)).fetchall()
+        return Person(name, len(srcs), row[1] or {}, [s[0] for s in srcs if s[0]])
+
+    def samples(self, name: str | None = None) -> tuple[Embeddings, list[str], list[int]]:
+        with self._tx() as c:
+            sql = "SELECT s.id, p.name, s.vector FROM samples s JOIN people p ON p.id = s.person_id"
+            if name is None:
+                rows = c.execute(sql + " ORDER BY s.id").fetchall()
+            else:
+                pid = self._person_id(c, name)
+                rows = c.execute(sql + " WHERE s.person_id = %s ORDER BY s.id", (pid,)).fetchall()
+        vec = np.array([r[2].to_numpy() for r in rows], np.float32).reshape(len(rows), self._known_dim() or 0)
+        return (Embeddings(vec, self.model_id or "", self.metric or "euclidean"), [r[1] for r in rows],
+                [int(r[0]) for r in rows])
+
+    def find_photo(self, sha256: str) -> str | None:
+        with self._tx() as c:
+            row = c.execute("SELECT p.name FROM samples s JOIN people p ON p.id = s.person_id "
+                            "WHERE s.photo_sha256 = %s LIMIT 1", (sha256,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def crops(self, name: str) -> tuple[np.ndarray, list[int]]:
+        """A person's stored aligned crops ``(N, H, W, 3)`` uint8 and their sample ids."""
+        from ..image import load_image
+
+        with self._tx() as c:
+            pid = self._person_id(c, name)
+            rows = c.execute("SELECT c.sample_id, c.png FROM crops c JOIN samples s ON s.id = c.sample_id "
+                             "WHERE s.person_id = %s ORDER BY c.sample_id", (pid,)).fetchall()
+        if not rows:
+            return np.zeros((0, 0, 0, 3), np.uint8), []
+        return np.stack([load_image(bytes(r[1])) for r in rows]), [int(r[0]) for r in rows]
+
+    def _sources_for(self, sample_ids: Sequence[int]) -> list[str]:
+        with self._tx() as c:
+            got = dict(c.execute("SELECT id, source FROM samples WHERE id = ANY(%s)",
+                                 ([int(i) for i in sample_ids],)).fetchall())
+        return [got.get(int(i)) or "" for i in sample_ids]
+
+    # ---- search ------------------------------------------------------------------------------------
+    def _nearest(self, table: str, vectors: np.ndarray, k: int) -> list[list[tuple]]:
+        """Per query, up to ``k`` ``(distance, id, owner name)`` rows, nearest first (one statement
+        per query, all in one transaction)."""
+        if self._known_dim() is None:
+            return [[] for _ in range(len(vectors))]
+        inner = f"SELECT vector {self._op} %s AS d, id{', person_id' if table == 'samples' else ''} FROM {table} " \
+                f"ORDER BY vector {self._op} %s LIMIT %s"
+        sql = (f"SELECT t.d, t.id, p.name FROM ({inner}) t JOIN people p ON p.id = t.person_id ORDER BY t.d"
+               if table == "samples" else f"SELECT t.d, t.id, '' FROM ({inner}) t ORDER BY t.d")
+        out = []
+        with self._tx() as c:
+            if self.exact or table != "samples":
+                c.execute("SET LOCAL enable_indexscan = off")
+            else:
+                ef = self.ef_search
+                if ef is None:  # the planner's row estimate: no count(*) per query
+                    ef = auto_ef_search(c.execute("SELECT reltuples FROM pg_class WHERE oid = 'samples'::regclass"
+                                                  ).fetchone()[0])
+                c.execute(f"SET LOCAL hnsw.ef_search = {max(ef, k)}")
+            for q in np.asarray(vectors, np.float32).reshape(len(vectors), -1):
+                out.append(c.execute(sql, (q, q, k)).fetchall())
+        return out
+
+    def _neighbours(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+        rows = self._nearest("samples", vectors, k)
+        dist = np.full((len(vectors), k), np.inf, np.float32)
+        ids = np.full((len(vectors), k), -1, np.int64)
+        owners = [[""] * k for _ in range(len(vectors))]
+        for q, row in enumerate(rows):
+            for j, (d, sid, name) in enumerate(row[:k]):
+                dist[q, j], ids[q, j], owners[q][j] = d, sid, name
+        return dist, ids, owners
+
+    def _cohort_neighbours(self, vectors: np.ndarray, k: int) -> np.ndarray:
+        rows = self._nearest("cohort", vectors, k)
+        width = min((len(r) for r in rows), default=0)
+        return np.array([[r[0] for r in row[:width]] for row in rows], np.float32).reshape(len(vectors), width)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

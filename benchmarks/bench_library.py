@@ -181,6 +181,75 @@ def stability(args: argparse.Namespace) -> None:
     print(", ".join(f"{p}: one cluster in {whole[p]}/{args.subsets}" for p in top))
 
 
+def write_faces(db: Path, vectors: np.ndarray, start: int, model_id: str, metric: str) -> None:
+    """Store ``vectors`` as one-face photos ``/synthetic/NNNNNNN.jpg``, as an index run would."""
+    from faceprint.collections.index import store_results
+    from faceprint.collections.scan import PhotoFile
+    from faceprint.collections.store import connect
+    from faceprint.collections.workers import PhotoResult
+
+    conn = connect(db)
+    box, score = np.array([[60, 60, 190, 190]], np.float32), np.ones(1, np.float32)
+    for s in range(0, len(vectors), 5000):
+        store_results(conn, [PhotoResult(PhotoFile(f"/synthetic/{start + i:07d}.jpg", 1, 1), "-", 250, 250, box, score,
+                                         vectors[i:i + 1]) for i in range(s, min(len(vectors), s + 5000))],
+                      model_id, metric)
+    conn.close()
+
+
+def scale(args: argparse.Namespace) -> None:
+    """100k faces: ``cluster`` first run and after adding ``--add`` faces (fresh processes)."""
+    from bench_gallery import DlibShaped
+
+    from faceprint.collections.metrics import cluster_scores
+    from faceprint.collections.store import connect, read_faces
+
+    truth = json.loads(Path(args.truth).read_text())
+    real = read_faces(connect(Path(args.db)))
+    centre = labels_of_rows(real)
+    lfw = real.embeddings.vectors[[centre[p] for p in sorted(centre) if p in truth]]
+    model = DlibShaped(lfw, [truth[p] for p in sorted(centre) if p in truth])
+    n_syn = args.faces - len(real) + args.add
+    per = 4
+    centres = model.centres(n_syn // per + 1, np.random.default_rng(0))
+    ident = np.random.default_rng(3).permutation(np.arange(n_syn) // per)  # a library grows in no order
+    syn = model.photos(centres[ident], np.random.default_rng(2))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        db = copy_db(Path(args.db), Path(tmp) / "big.db")
+        write_faces(db, syn[:n_syn - args.add], 0, real.embeddings.model_id, real.embeddings.metric)
+        sec, gb, out = run("cluster", "--db", str(db))
+        first = all_labels(db)
+        rows.append([f"cluster, first run ({len(first)} faces)", f"{sec:.1f}", f"{gb:.2f}", out.strip()])
+        sec, gb, out = run("cluster", "--db", str(db))
+        same = sum(first[f] != c for f, c in all_labels(db).items())
+        rows.append(["cluster, nothing new", f"{sec:.1f}", f"{gb:.2f}", f"{same} labels changed"])
+        write_faces(db, syn[n_syn - args.add:], n_syn - args.add, real.embeddings.model_id, real.embeddings.metric)
+        sec, gb, out = run("cluster", "--db", str(db))
+        after = all_labels(db)
+        moved = sum(c >= 0 and after[f] != c for f, c in first.items())
+        rows.append([f"cluster after adding {args.add} faces", f"{sec:.1f}", f"{gb:.2f}",
+                     f"{out.strip()}; {moved} clustered faces moved"])
+        with sqlite3.connect(db) as conn:
+            got = dict(conn.execute("SELECT p.path, coalesce(f.cluster_id, -1) FROM faces f "
+                                    "JOIN photos p ON p.id = f.photo_id WHERE p.path LIKE '/synthetic/%'"))
+        ids = [got[f"/synthetic/{i:07d}.jpg"] for i in range(n_syn)]
+        s = cluster_scores(ident, ids)
+        rows.append(["synthetic identities: pairwise F1 / BCubed F", f"{s.f1:.4f}", f"{s.bcubed_f:.4f}", ""])
+    print_table(("run", "s", "peak GB", "result"), rows, args.markdown)
+
+
+def labels_of_rows(faces: object) -> dict[str, int]:
+    """``{photo: row of its face nearest the centre of a 250 px LFW image}``."""
+    c = (faces.xyxy[:, :2] + faces.xyxy[:, 2:]) / 2
+    d = np.linalg.norm(c - 125, axis=1)
+    best: dict[str, int] = {}
+    for r, p in enumerate(faces.photo):
+        if p not in best or d[r] < d[best[p]]:
+            best[p] = r
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=["quality", "stability", "scale", "make-folder"])
@@ -196,7 +265,7 @@ def main() -> None:
     if args.mode == "make-folder":
         make_folder(Path(args.folder), Path(args.truth))
         return
-    {"quality": quality, "stability": stability}[args.mode](args)
+    {"quality": quality, "stability": stability, "scale": scale}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .clustering import DEFAULT_CLUSTERER, as_vectors, create_clusterer, default_threshold, pairwise_distances
+from .clustering import DEFAULT_CLUSTERER, as_vectors, create_clusterer, default_threshold
 from .constraints import apply_constraints, same_photo_pairs
 from .incremental import Identify, join_new, neighbourhood, regroup
 from ..sqlitedb import transaction
@@ -52,9 +52,20 @@ def _row_pairs(faces: FaceRows, pairs: list[tuple[int, int]]) -> list[tuple[int,
     return [(row[a], row[b]) for a, b in pairs if a in row and b in row]
 
 
+def links_digest(links: Any) -> str:
+    """A short digest of the corrections ``[must_pairs, cannot_pairs]`` (stored with the settings)."""
+    return hashlib.sha256(json.dumps([[list(p) for p in side] for side in links]).encode()).hexdigest()[:16]
+
+
 def _settings(algorithm: str, params: dict[str, Any], faces: FaceRows, links: Any) -> dict[str, Any]:
-    digest = hashlib.sha256(json.dumps(links).encode()).hexdigest()[:16]
-    return {"algorithm": algorithm, "params": params, "model_id": faces.embeddings.model_id, "links": digest}
+    return {"algorithm": algorithm, "params": params, "model_id": faces.embeddings.model_id,
+            "links": links_digest(links)}
+
+
+def stored_clustering(conn: sqlite3.Connection) -> Clustering:
+    """The clusters as the last run (and the user's merges) left them; nothing is re-computed."""
+    faces = read_faces(conn)
+    return Clustering(faces, np.where(faces.clustered, faces.cluster_id, -1), cluster_names(conn), True)
 
 
 def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, full: bool = False,
@@ -160,4 +171,4 @@ def _save(conn: sqlite3.Connection, faces: FaceRows, labels: np.ndarray, setting
         set_state(conn, settings)
 
 
-__all__ = ["Clustering", "cluster_index", "spec_for"]
+__all__ = ["Clustering", "cluster_index", "links_digest", "spec_for", "stored_clustering"]

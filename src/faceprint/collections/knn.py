@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ConfigError
 
 #: Up to this many faces the search is exact.
-EXACT_MAX = 20_000
+EXACT_MAX = 8_000
 #: HNSW graph degree and build / search widths (on 100k dlib-shaped faces the nearest neighbour is found for 97%).
 HNSW_CONNECTIVITY = 16
 HNSW_EXPANSION = 64

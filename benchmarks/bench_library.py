@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sqlite3
@@ -56,16 +57,22 @@ def make_folder(dest: Path, truth_path: Path, seed: int = 22) -> None:
     truth_path.write_text(json.dumps(truth))
 
 
+CPU_SECONDS: list[float] = []  # user + system seconds of each run, in order
+
+
 def run(*args: str) -> tuple[float, float, str]:
-    """Run the CLI in a fresh process: ``(wall seconds, peak resident GB, stdout)``."""
-    cmd = ["/usr/bin/time", "-f", "%M"] + CLI + list(args)
+    """Run the CLI in a fresh process: ``(wall seconds, peak resident GB, stdout)``; its CPU
+    seconds (user + system) go to :data:`CPU_SECONDS` (on a shared machine wall time also
+    counts the other jobs)."""
+    cmd = ["/usr/bin/time", "-f", "%U %S %M"] + CLI + list(args)
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed: {res.stderr[-2000:]}")
-    peak_kb = int(res.stderr.strip().splitlines()[-1])
-    return seconds, peak_kb / 1e6, res.stdout
+    user, system, peak_kb = res.stderr.strip().splitlines()[-1].split()
+    CPU_SECONDS.append(float(user) + float(system))
+    return seconds, int(peak_kb) / 1e6, res.stdout
 
 
 def copy_db(src: Path, dst: Path) -> Path:
@@ -138,10 +145,11 @@ def quality(args: argparse.Namespace) -> None:
             run("index", str(folder), "--db", str(inc))
             sec, gb, _ = run("cluster", "--db", str(inc))
             after = all_labels(inc)
-            moved = sum(before[f] != after[f] for f in before)
+            moved = sum(c >= 0 and after[f] != c for f, c in before.items())
+            woke = sum(c < 0 and after[f] >= 0 for f, c in before.items())
             inc_s = scores(truth, labels_of(inc))
             rows.append([f"+10% new photos (seed {seed}), incremental", *score_cells(inc_s), f"{sec:.1f}",
-                         f"{moved} old"])
+                         f"{moved} clustered moved, {woke} old noise joined new groups"])
             ref = copy_db(inc, tmp / f"ref{seed}.db")
             sec, gb, _ = run("cluster", "--db", str(ref), "--full")
             rows.append([f"same photos (seed {seed}), cluster --full", *score_cells(scores(truth, labels_of(ref))),
@@ -220,23 +228,26 @@ def scale(args: argparse.Namespace) -> None:
         write_faces(db, syn[:n_syn - args.add], 0, real.embeddings.model_id, real.embeddings.metric)
         sec, gb, out = run("cluster", "--db", str(db))
         first = all_labels(db)
-        rows.append([f"cluster, first run ({len(first)} faces)", f"{sec:.1f}", f"{gb:.2f}", out.strip()])
+        rows.append([f"cluster, first run ({len(first)} faces)", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
+                     out.strip()])
         sec, gb, out = run("cluster", "--db", str(db))
         same = sum(first[f] != c for f, c in all_labels(db).items())
-        rows.append(["cluster, nothing new", f"{sec:.1f}", f"{gb:.2f}", f"{same} labels changed"])
+        rows.append(["cluster, nothing new", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
+                     f"{same} labels changed"])
         write_faces(db, syn[n_syn - args.add:], n_syn - args.add, real.embeddings.model_id, real.embeddings.metric)
         sec, gb, out = run("cluster", "--db", str(db))
         after = all_labels(db)
         moved = sum(c >= 0 and after[f] != c for f, c in first.items())
-        rows.append([f"cluster after adding {args.add} faces", f"{sec:.1f}", f"{gb:.2f}",
+        rows.append([f"cluster after adding {args.add} faces", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
                      f"{out.strip()}; {moved} clustered faces moved"])
         with sqlite3.connect(db) as conn:
             got = dict(conn.execute("SELECT p.path, coalesce(f.cluster_id, -1) FROM faces f "
                                     "JOIN photos p ON p.id = f.photo_id WHERE p.path LIKE '/synthetic/%'"))
         ids = [got[f"/synthetic/{i:07d}.jpg"] for i in range(n_syn)]
         s = cluster_scores(ident, ids)
-        rows.append(["synthetic identities: pairwise F1 / BCubed F", f"{s.f1:.4f}", f"{s.bcubed_f:.4f}", ""])
-    print_table(("run", "s", "peak GB", "result"), rows, args.markdown)
+        rows.append(["synthetic identities: pairwise F1 / BCubed F", f"{s.f1:.4f}", f"{s.bcubed_f:.4f}", "", ""])
+    print_table(("run", "wall s", "CPU s", "peak GB", "result"), rows, args.markdown)
+    print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 def labels_of_rows(faces: object) -> dict[str, int]:

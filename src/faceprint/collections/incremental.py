@@ -33,6 +33,8 @@ from .constraints import units
 
 #: Members whose mean distance measures how firmly a face is held to a cluster.
 SUPPORT = 3
+#: A new face is compared with the clusters of its this many nearest clustered faces.
+NEAREST = 10
 
 Identify = Callable[[np.ndarray], list]  # rows of vectors -> the gallery's name (or None) for each
 
@@ -60,7 +62,7 @@ def cohesion(vectors: np.ndarray, metric: str, rows: np.ndarray, max_members: in
 
 
 def _nearest(vectors: np.ndarray, metric: str, queries: np.ndarray, rows: np.ndarray, k: int,
-             chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+             chunk: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """``(rows (Q, k'), distances)``: each query's ``k`` nearest of ``rows``."""
     k = min(k, len(rows))
     out_i = np.zeros((len(queries), k), np.int64)
@@ -126,8 +128,7 @@ def regroup(labels: np.ndarray, new: np.ndarray, rows: np.ndarray, fresh: np.nda
 
 def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, pool: np.ndarray, threshold: float,
              cannot_link: list[tuple[int, int]], must_link: list[tuple[int, int]],
-             names: dict[int, str | None] | None = None, identify: Identify | None = None,
-             chunk: int = 512) -> np.ndarray:
+             names: dict[int, str | None] | None = None, identify: Identify | None = None) -> np.ndarray:
     """Assign ``pool`` rows (the new faces) to existing clusters by rule 1; returns the new labels.
 
     ``labels`` ``(N,)``: the stored clusters (``-1`` noise); pool rows that join nothing get
@@ -156,20 +157,20 @@ def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, pool: np.ndar
         conflicts.setdefault(int(b), set()).add(int(a))
     best_lab = -np.ones(len(todo), dtype=np.int64)
     best_s = np.full(len(todo), np.inf)
-    touched: dict[int, list[tuple[int, np.ndarray]]] = {}
-    for s in range(0, len(todo), chunk):  # which clusters have a member within the threshold
-        d = pairwise_distances(vectors[todo[s:s + chunk]], vectors[old], metric)
-        for i, j in zip(*np.nonzero(d < threshold)):
-            touched.setdefault(int(labels[old[j]]), []).append((s + int(i), old[j]))
+    touched: dict[int, list[int]] = {}
+    near, d = _nearest(vectors, metric, todo, old, NEAREST)  # the closest cluster is among these
+    for i in range(len(todo)):
+        for lab in set(labels[near[i][d[i] < threshold]].tolist()):
+            touched.setdefault(int(lab), []).append(i)
     for lab, hits in touched.items():
         rows = np.flatnonzero(fixed & (labels == lab))
         if len(rows) < 2:  # a lone face shows no spread to compare with
             continue
         bound = min(threshold, cohesion(vectors, metric, rows))
-        cand = np.unique([i for i, _ in hits])
+        cand = np.array(hits)
         m = max(1, min(SUPPORT, len(rows) - 1))
-        d = pairwise_distances(vectors[todo[cand]], vectors[rows], metric)
-        sup, close = _support(d, m), (d <= bound).sum(1)
+        dist = pairwise_distances(vectors[todo[cand]], vectors[rows], metric)
+        sup, close = _support(dist, m), (dist <= bound).sum(1)
         member_set = set(int(r) for r in rows)
         for i, si, ci in zip(cand, sup, close):
             if (si <= bound and ci >= 2 and si < best_s[i]
@@ -195,4 +196,4 @@ def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, pool: np.ndar
     return labels
 
 
-__all__ = ["SUPPORT", "cohesion", "join_new", "neighbourhood", "regroup"]
+__all__ = ["NEAREST", "SUPPORT", "cohesion", "join_new", "neighbourhood", "regroup"]

@@ -160,3 +160,36 @@ def test_suggested_merges_find_a_split_person(clustered: Path) -> None:
         plain = np.mean([np.linalg.norm(v[i] - v[j]) for i in a_rows for j in b_rows])
         assert s["distance"] == pytest.approx(plain, abs=1e-4) and plain < 0.6133
     conn.close()
+
+
+def test_identify_reuses_indexed_faces_instead_of_detecting(clustered: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from faceprint.cli import app
+    from faceprint.pipeline import FacePipeline
+
+    conn = sqlite3.connect(clustered)
+    (big,) = biggest(conn)
+    photos = [p for (p,) in conn.execute("SELECT p.path FROM faces f JOIN photos p ON p.id = f.photo_id "
+                                         "WHERE f.cluster_id = ? ORDER BY f.id", (big,))]
+    conn.close()
+    runner = CliRunner()
+    res = runner.invoke(app, ["people", "--db", str(clustered), "name", str(big), "Ada"])
+    assert res.exit_code == 0, res.output
+    outsider = tmp_path / "copy.jpg"  # the same photo, but not in the index
+    shutil.copy(photos[0], outsider)
+    calls: list[str] = []
+    real = FacePipeline.embed
+
+    def counting(self: FacePipeline, image: object, faces: object = None) -> object:
+        calls.append(str(image))
+        return real(self, image, faces)
+
+    monkeypatch.setattr(FacePipeline, "embed", counting)
+    res = runner.invoke(app, ["identify", "--db", str(clustered), "--json", photos[0], photos[1], str(outsider)])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert calls == [str(outsider)]  # the indexed photos were not detected again
+    assert any(f["name"] == "Ada" for f in out[0]["faces"]) and any(f["name"] == "Ada" for f in out[1]["faces"])
+    assert [f["name"] for f in out[2]["faces"]] == [f["name"] for f in out[0]["faces"]]  # same answer either way

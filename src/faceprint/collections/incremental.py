@@ -62,16 +62,25 @@ def cohesion(vectors: np.ndarray, metric: str, rows: np.ndarray, max_members: in
 
 
 def _nearest(vectors: np.ndarray, metric: str, queries: np.ndarray, rows: np.ndarray, k: int,
-             chunk: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """``(rows (Q, k'), distances)``: each query's ``k`` nearest of ``rows``."""
+             chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows (Q, k'), distances)``: each query's ``k`` nearest of ``rows`` (in no particular order).
+
+    Float32 BLAS (the search only ranks; the rules re-measure the distances they compare).
+    """
     k = min(k, len(rows))
     out_i = np.zeros((len(queries), k), np.int64)
     out_d = np.zeros((len(queries), k))
+    base = np.ascontiguousarray(vectors[rows], dtype=np.float32)
+    base_sq = (base * base).sum(1)
     for s in range(0, len(queries), chunk):
-        d = pairwise_distances(vectors[queries[s:s + chunk]], vectors[rows], metric)
-        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < len(rows) else np.tile(np.arange(len(rows)),
-                                                                                        (len(d), 1))
-        out_i[s:s + chunk], out_d[s:s + chunk] = rows[part], np.take_along_axis(d, part, 1)
+        q = vectors[queries[s:s + chunk]].astype(np.float32)
+        d2 = (q * q).sum(1)[:, None] + base_sq[None, :] - 2.0 * (q @ base.T)
+        part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(rows) else np.tile(np.arange(len(rows)),
+                                                                                         (len(d2), 1))
+        d = np.sqrt(np.maximum(np.take_along_axis(d2, part, 1), 0.0)).astype(np.float64)
+        if metric == "cosine":  # prepared unit vectors: 1 - cos = |a - b|^2 / 2
+            d = d * d / 2
+        out_i[s:s + chunk], out_d[s:s + chunk] = rows[part], d
     return out_i, out_d
 
 

@@ -171,8 +171,11 @@ def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, pool: np.ndar
     for i in range(len(todo)):
         for lab in set(labels[near[i][d[i] < threshold]].tolist()):
             touched.setdefault(int(lab), []).append(i)
+    order = old[np.argsort(labels[old], kind="stable")]  # members of each cluster without a scan per cluster
+    ids, starts = np.unique(labels[order], return_index=True)
+    members_of = dict(zip(ids.tolist(), np.split(order, starts[1:])))
     for lab, hits in touched.items():
-        rows = np.flatnonzero(fixed & (labels == lab))
+        rows = members_of[lab]
         if len(rows) < 2:  # a lone face shows no spread to compare with
             continue
         bound = min(threshold, cohesion(vectors, metric, rows))

@@ -1,5 +1,5 @@
-"""Photo collection commands: ``faceprint index``, ``faceprint cluster``, ``faceprint people name``
-and ``faceprint eval cluster``."""
+"""Photo collection commands: ``faceprint index``, ``faceprint cluster``, ``faceprint sheet``,
+``faceprint merge``, ``faceprint people name`` and ``faceprint eval cluster``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 
 from .cli import DetectorOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app, eval_app
 from .cli_gallery import _people_state, people_app, people_db
-from .errors import ConfigError
+from .errors import ConfigError, FaceprintError
 from .progress import progress_bar
 
 IndexDbOpt = typer.Option(..., "--db", help="SQLite database of the photo index (shared with the gallery).")
@@ -26,7 +26,8 @@ MinSizeOpt = typer.Option(2, "--min-cluster-size", min=2, help="hdbscan: smalles
 
 @app.command()
 def index(folder: Path = typer.Argument(..., help="Folder tree of photos."), db: str = IndexDbOpt,
-          workers: int = typer.Option(1, "--workers", min=1, help="Processes (or Ray actors) detecting in parallel."),
+          workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes (or Ray actors) detecting "
+                                                                               "in parallel (default: one per core)."),
           ray: Optional[str] = typer.Option(None, "--ray", help="Ray cluster address ('auto', 'ray://HOST:PORT', or "
                                                                  "'local' to start one here); needs faceprint[ray]."),
           chunk: int = typer.Option(16, "--chunk", min=1, help="Photos per work unit."),
@@ -34,10 +35,14 @@ def index(folder: Path = typer.Argument(..., help="Folder tree of photos."), db:
     """Detect and embed every face under FOLDER into --db; later runs process only new or changed files."""
 
     def body() -> None:
+        import os
+
         from .collections.index import index_folder
         from .collections.store import connect
         from .collections.workers import PipelineConfig, threads_per_worker
 
+        nonlocal workers
+        workers = workers or (os.cpu_count() or 1)
         config = PipelineConfig(detector, model, threads=threads_per_worker(workers) if ray is None else 1)
         conn = connect(db)
         with progress_bar(1_000_000, "index") as bar:
@@ -76,7 +81,8 @@ def cluster(db: str = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opti
                                                                            "people (repeatable; kept)."),
             json_out: Optional[Path] = typer.Option(None, "--json",
                                                     help="Write the clusters JSON here ('-' = stdout)."),
-            html_out: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML contact sheet."),
+            html_out: Optional[Path] = typer.Option(None, "--html", help="Write the paged review (people, every "
+                                                                          "unclustered face, suggested merges) here."),
             export: Optional[Path] = typer.Option(None, "--export", help="Write DIR/<person>/<face_id>.jpg crops.")
             ) -> None:
     """Group the indexed faces by person (faces of one photo are never grouped together)."""
@@ -90,10 +96,10 @@ def cluster(db: str = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opti
         add_links(conn, _pairs(cannot_link, "--cannot-link"), "cannot")
         params: dict[str, Any] = {"n_clusters": k,
                                   "min_cluster_size": min_cluster_size if algorithm == "hdbscan" else None}
-        result = cluster_index(conn, algorithm, full=full, threshold=threshold,
+        result = cluster_index(conn, algorithm, full=full, threshold=threshold, identify=_gallery_identify(db),
                                **{key: v for key, v in params.items() if v is not None})
         data = result.to_dict()
-        _write_views(data, html_out, export)
+        _write_views(conn, result, data, html_out, export)
         if json_out is not None and str(json_out) == "-":
             _emit(data)
             return
@@ -109,34 +115,146 @@ def cluster(db: str = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opti
     _run(body)
 
 
-def _write_views(data: dict[str, Any], html_out: Optional[Path], export: Optional[Path]) -> None:
-    from .collections.sheets import export_crops, write_html
+def _gallery_identify(db: str) -> Any:
+    """The gallery's open-set decision on vectors (named clusters need it to agree), or ``None``
+    when the database holds no enrolled person."""
+    from .gallery import open_gallery
+    from .types import Embeddings
 
-    for path, fn in ((html_out, write_html), (export, export_crops)):
+    gallery = open_gallery(str(db))
+    if not gallery.people():
+        return None
+
+    def identify(vectors: Any) -> list[Any]:
+        emb = Embeddings(vectors.astype("float32"), gallery.model_id, gallery.metric)
+        return [hit.name for hit in gallery.identify(emb)]
+
+    return identify
+
+
+def _write_views(conn: Any, result: Any, data: dict[str, Any], html_out: Optional[Path],
+                 export: Optional[Path]) -> None:
+    from .collections.review import suggest_merges
+    from .collections.sheets import export_crops, write_review
+
+    for path, fn in ((html_out, write_review), (export, export_crops)):
         if path is None:
             continue
+        extra = {}
+        if fn is write_review:
+            extra["suggestions"] = suggest_merges(result.faces, result.cluster_id, _merge_threshold(result.faces))
         with progress_bar(len(data["clusters"]), "crops", unit="cluster") as bar:
             task = bar.add_task("crops", total=len(data["clusters"]))
-            fn(data, path, on_cluster=lambda: bar.advance(task))
+            fn(data, path, on_cluster=lambda: bar.advance(task), **extra)
+
+
+def _merge_threshold(faces: Any) -> float:
+    """Suggestions use the model's calibrated best-accuracy threshold (its default when uncalibrated)."""
+    from .collections.assign import spec_for
+    from .collections.clustering import default_threshold
+
+    spec = spec_for(faces.embeddings.model_id)
+    return default_threshold(spec, "hdbscan") if spec is not None else 0.6
+
+
+@app.command()
+def sheet(db: str = IndexDbOpt,
+          html_out: Path = typer.Option(..., "--html", help="The review's first page (others are written beside it)."),
+          faces_per_page: int = typer.Option(300, "--faces-per-page", min=1, help="Unclustered faces per page."),
+          clusters_per_page: int = typer.Option(40, "--clusters-per-page", min=1, help="Clusters per page.")) -> None:
+    """Write the paged review of the stored clusters (nothing is re-clustered)."""
+
+    def body() -> None:
+        from .collections.assign import stored_clustering
+        from .collections.review import suggest_merges
+        from .collections.sheets import write_review
+        from .collections.store import connect
+
+        result = stored_clustering(connect(db))
+        data = result.to_dict()
+        pages = write_review(data, html_out, suggest_merges(result.faces, result.cluster_id,
+                                                            _merge_threshold(result.faces)),
+                             clusters_per_page=clusters_per_page, faces_per_page=faces_per_page)
+        typer.echo(f"wrote {len(pages)} pages ({len(data['clusters'])} clusters, {len(data['noise'])} unclustered "
+                   f"faces) starting at {html_out}")
+
+    _run(body)
+
+
+@app.command()
+def merge(clusters: List[int] = typer.Argument(..., help="Cluster ids: the first keeps its id and the others' faces."),
+          db: str = IndexDbOpt, as_json: bool = JsonOpt) -> None:
+    """Merge clusters that are one person (kept by later `cluster` runs, --full included)."""
+
+    def body() -> None:
+        from .collections.review import merge_clusters
+        from .collections.store import connect
+
+        if len(clusters) < 2:
+            raise ConfigError(f"merge needs at least two cluster ids, got {len(clusters)}")
+        result = merge_clusters(connect(db), clusters[0], clusters[1:])
+        if as_json:
+            _emit(result)
+            return
+        typer.echo(f"merged {result['moved']} face(s) into cluster {result['cluster']}"
+                   + (f" ({result['name']})" if result["name"] else ""))
+
+    _run(body)
 
 
 @people_app.command("name")
 def people_name(cluster_id: int = typer.Argument(..., help="Cluster id from `faceprint cluster`."),
-                name: str = typer.Argument(..., help="The person's name."), as_json: bool = JsonOpt) -> None:
-    """Name a photo-index cluster: its faces are enrolled into the gallery under NAME."""
+                name: str = typer.Argument(..., help="The person's name."),
+                index_db: Optional[Path] = typer.Option(None, "--index-db", help="The photo index, when it is not the "
+                                                                                 "people --db file."),
+                yes: bool = typer.Option(False, "--yes", help="Also add the close unclustered faces and clusters "
+                                                              "offered, without asking."),
+                as_json: bool = JsonOpt) -> None:
+    """Name a photo-index cluster: its faces are enrolled into the gallery under NAME.
+
+    Unclustered faces and other clusters close to it are offered; on confirmation (or --yes)
+    they join it first and are enrolled too.
+    """
 
     def body() -> None:
+        import sys
+
+        from .collections.assign import stored_clustering
         from .collections.naming import name_cluster
+        from .collections.review import adopt_faces, close_to, merge_clusters
         from .collections.store import connect
 
-        conn = connect(_people_state["db"])
+        conn = connect(index_db or _people_state["db"])
+        result = stored_clustering(conn)
+        offer = {"faces": [], "clusters": []}
+        if (result.cluster_id == cluster_id).any():
+            offer = close_to(result.faces, result.cluster_id, cluster_id, _merge_threshold(result.faces))
+        accept = yes
+        if (offer["faces"] or offer["clusters"]) and not yes and not as_json and sys.stdin.isatty():
+            accept = typer.confirm(f"{len(offer['faces'])} unclustered face(s) {offer['faces'][:20]} and "
+                                   f"{len(offer['clusters'])} cluster(s) {offer['clusters'][:20]} look like "
+                                   f"{name}: add them?")
+        added = {"faces": 0, "clusters": 0}
+        if accept:
+            for other in offer["clusters"]:
+                try:
+                    merge_clusters(conn, cluster_id, [other])
+                    added["clusters"] += 1
+                except FaceprintError:  # e.g. a fragment named as someone else: leave it
+                    continue
+            added["faces"] = adopt_faces(conn, cluster_id, offer["faces"]) if offer["faces"] else 0
         with people_db() as gallery:
-            result = name_cluster(conn, gallery, cluster_id, name)
+            out = name_cluster(conn, gallery, cluster_id, name)
+        out = {**out, "offered": offer, "added": added}
         if as_json:
-            _emit(result)
+            _emit(out)
             return
-        typer.echo(f"cluster {cluster_id} is {name}: enrolled {result['enrolled']} face(s) "
-                   f"({result['already']} enrolled before)")
+        typer.echo(f"cluster {cluster_id} is {name}: enrolled {out['enrolled']} face(s) "
+                   f"({out['already']} enrolled before)")
+        if offer["faces"] or offer["clusters"]:
+            verb = "added" if accept else "not added (re-run with --yes to add)"
+            typer.echo(f"close to {name}: {len(offer['faces'])} unclustered face(s), clusters {offer['clusters']}: "
+                       f"{verb}")
 
     _run(body)
 

@@ -150,10 +150,13 @@ def identify(images: List[Path] = typer.Argument(..., help="Photos to identify (
                 for person, files in _known_people(known):
                     rec.enroll(person, files, dedupe=False)
             records = []
+            indexed = {} if db is None or flip else _indexed(db, images, pipe.spec)
             with progress_bar(len(images), "identify") as bar:
                 task = bar.add_task("identify", total=len(images))
                 for path in images:
-                    records.append({"image": str(path), "faces": [f.to_record() for f in rec.identify(path, top_k=top_k)]})
+                    found = (rec.identify(path, top_k=top_k) if str(path) not in indexed
+                             else rec.identify_faces(*indexed[str(path)], top_k=top_k))
+                    records.append({"image": str(path), "faces": [f.to_record() for f in found]})
                     bar.advance(task)
         finally:
             gallery.close()
@@ -235,6 +238,24 @@ def people_db(create: bool = False) -> Any:
     if not create:
         _require_db(db)
     return _open(db)
+
+
+def _indexed(db: str, images: List[Path], spec: Any) -> dict[str, tuple[Any, Any]]:
+    """``{image: (Faces, Embeddings)}`` for the photos the photo index in ``db`` holds unchanged
+    (embedded by the same model): identify reuses them instead of detecting again."""
+    import numpy as np
+
+    from .collections.store import indexed_faces
+    from .types import Embeddings, Faces
+
+    path = db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
+    if "://" in path or not Path(path).is_file():
+        return {}
+    out = {}
+    for image, (xyxy, score, vectors) in indexed_faces(path, images, spec.model_id).items():
+        faces = Faces(xyxy, score, np.zeros((len(xyxy), 5, 2), np.float32))
+        out[image] = (faces, Embeddings(vectors.reshape(len(xyxy), -1), spec.model_id, spec.metric))
+    return out
 
 
 def _require_db(db: str) -> None:

@@ -1,10 +1,10 @@
 """Cluster the faces of a photo index and keep the assignment in it.
 
 ``cluster_index`` re-clusters everything (names follow their faces: a new cluster inherits the
-id, and so the name, of the old cluster it overlaps most), or, when only new faces arrived
-since a clustering with the same settings, joins them to existing clusters without touching
-the rest (:func:`join_new`). Both respect the same-photo cannot-link and the user's
-corrections stored in ``face_links``.
+id, and so the name, of the old cluster it overlaps most; faces of a named cluster stay in it),
+or, after a clustering with the same settings, adds only what is new without touching the
+rest (:mod:`.incremental`: a run with nothing new changes nothing). Both respect the
+same-photo cannot-link and the user's corrections stored in ``face_links``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .clustering import DEFAULT_CLUSTERER, as_vectors, create_clusterer, default_threshold, pairwise_distances
-from .constraints import apply_constraints, same_photo_pairs, units
+from .clustering import DEFAULT_CLUSTERER, as_vectors, create_clusterer, default_threshold
+from .constraints import apply_constraints, same_photo_pairs
+from .incremental import Identify, join_new, neighbourhood, regroup
 from ..sqlitedb import transaction
 from .store import FaceRows, cluster_names, get_state, read_faces, read_links, set_state
 
@@ -51,54 +52,30 @@ def _row_pairs(faces: FaceRows, pairs: list[tuple[int, int]]) -> list[tuple[int,
     return [(row[a], row[b]) for a, b in pairs if a in row and b in row]
 
 
+def links_digest(links: Any) -> str:
+    """A short digest of the corrections ``[must_pairs, cannot_pairs]`` (stored with the settings)."""
+    return hashlib.sha256(json.dumps([[list(p) for p in side] for side in links]).encode()).hexdigest()[:16]
+
+
 def _settings(algorithm: str, params: dict[str, Any], faces: FaceRows, links: Any) -> dict[str, Any]:
-    digest = hashlib.sha256(json.dumps(links).encode()).hexdigest()[:16]
-    return {"algorithm": algorithm, "params": params, "model_id": faces.embeddings.model_id, "links": digest}
+    return {"algorithm": algorithm, "params": params, "model_id": faces.embeddings.model_id,
+            "links": links_digest(links)}
 
 
-def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, new: np.ndarray, threshold: float,
-             cannot_link: list[tuple[int, int]], must_link: list[tuple[int, int]]) -> np.ndarray:
-    """Assign each ``new`` row to the existing cluster with most faces within ``threshold``.
-
-    Ties go to the cluster with the smaller mean distance to those faces. Clusters holding a
-    face the new one cannot link with are skipped; must-linked new faces move as one unit.
-    Returns labels where unmatched new rows are ``-1``; existing rows are unchanged.
-    """
-    labels = labels.copy()
-    unit = units(len(labels), must_link)
-    conflict_rows: dict[int, set[int]] = {}
-    for a, b in cannot_link:
-        conflict_rows.setdefault(int(unit[a]), set()).add(b)
-        conflict_rows.setdefault(int(unit[b]), set()).add(a)
-    old = np.flatnonzero((labels >= 0) & ~new)
-    for u in np.unique(unit[new]):
-        rows = np.flatnonzero(unit == u)
-        linked = {int(x) for x in labels[rows] if x >= 0}
-        if linked:  # must-linked to a clustered face
-            labels[rows] = min(linked)
-            continue
-        d = pairwise_distances(vectors[rows], vectors[old], metric).mean(0)
-        close = d < threshold
-        banned = {int(labels[r]) for r in conflict_rows.get(int(u), ()) if labels[r] >= 0}
-        best, key = -1, (0, 0.0)
-        for lab in np.unique(labels[old][close]):
-            if int(lab) in banned:
-                continue
-            sel = close & (labels[old] == lab)
-            k = (int(sel.sum()), -float(d[sel].mean()))
-            if k > key:
-                best, key = int(lab), k
-        labels[rows] = best
-    return labels
+def stored_clustering(conn: sqlite3.Connection) -> Clustering:
+    """The clusters as the last run (and the user's merges) left them; nothing is re-computed."""
+    faces = read_faces(conn)
+    return Clustering(faces, np.where(faces.clustered, faces.cluster_id, -1), cluster_names(conn), True)
 
 
 def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, full: bool = False,
-                  threshold: float | None = None, **params: Any) -> Clustering:
+                  threshold: float | None = None, identify: Identify | None = None, **params: Any) -> Clustering:
     """Cluster the index's faces and store the result; incremental when possible.
 
     Incremental (unless ``full``) when the previous run used the same algorithm, parameters,
-    model and corrections: then only faces added since (plus old noise) are assigned, first
-    to existing clusters (:func:`join_new`), the rest clustered among themselves.
+    model and corrections: only faces added since are placed, by :mod:`.incremental`'s rules
+    (``identify``, the gallery's open-set decision on vectors, must agree for named clusters);
+    faces already clustered never move and old noise joins only a new group with a new face.
 
     Raises:
         UnknownModelError: unknown algorithm.
@@ -117,15 +94,22 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
     cannot = _row_pairs(faces, cannot_ids) + same_photo_pairs(faces.photo_id)
     incremental = not full and get_state(conn) == settings and bool(faces.clustered.any())
     old_ids = np.where(faces.clustered, faces.cluster_id, -1)
+    names = cluster_names(conn)
     if incremental:
-        pool = ~faces.clustered | (faces.cluster_id < 0)
-        labels = join_new(vectors, metric, old_ids, pool, threshold or 0.0, cannot, must)
-        rest = np.flatnonzero(labels < 0)
-        sub = _fit(algorithm, params, vectors[rest], metric, must, cannot, rest, threshold)
-        labels = _merge_new(conn, labels, rest, sub)
+        new = ~faces.clustered
+        if not new.any():  # nothing new: nothing to decide
+            return Clustering(faces, old_ids, names, True)
+        labels = join_new(vectors, metric, old_ids, new, threshold or 0.0, cannot, must, names, identify)
+        # then the rest of the new faces, by the library's algorithm re-run on their neighbourhood
+        rows = np.flatnonzero(neighbourhood(vectors, metric, old_ids, new, threshold or 0.0))
+        fresh = _fit(algorithm, params, vectors[rows], metric, must, cannot, rows, threshold)
+        with transaction(conn):
+            labels = regroup(labels, new, rows, fresh, cannot, lambda: _new_cluster(conn))
     else:
         labels = _fit(algorithm, params, vectors, metric, must, cannot, np.arange(len(faces)), threshold)
         labels = _carry_ids(conn, old_ids, labels)
+        named = np.array([old >= 0 and names.get(int(old)) is not None for old in old_ids], dtype=bool)
+        labels[named] = old_ids[named]  # a named person keeps every face it had
     _save(conn, faces, labels, settings)
     return Clustering(faces, labels, cluster_names(conn), incremental)
 
@@ -156,16 +140,6 @@ def _new_cluster(conn: sqlite3.Connection) -> int:
     return int(conn.execute("INSERT INTO clusters (name) VALUES (NULL)").lastrowid)
 
 
-def _merge_new(conn: sqlite3.Connection, labels: np.ndarray, rows: np.ndarray, sub: np.ndarray) -> np.ndarray:
-    """Give clusters found among ``rows`` new ids in the table (``sub``: local labels, ``-1`` noise)."""
-    labels = labels.copy()
-    with transaction(conn):
-        ids = {int(lab): _new_cluster(conn) for lab in np.unique(sub[sub >= 0])}
-    for r, lab in zip(rows, sub):
-        labels[r] = ids[int(lab)] if lab >= 0 else -1
-    return labels
-
-
 def _carry_ids(conn: sqlite3.Connection, old: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Map fresh labels onto stored cluster ids: greedily by overlap, largest first; others get new ids."""
     pairs: dict[tuple[int, int], int] = {}
@@ -186,12 +160,15 @@ def _carry_ids(conn: sqlite3.Connection, old: np.ndarray, new: np.ndarray) -> np
 
 
 def _save(conn: sqlite3.Connection, faces: FaceRows, labels: np.ndarray, settings: dict[str, Any]) -> None:
+    """Store the labels of the faces that are new or changed, and the settings."""
+    old = np.where(faces.clustered, faces.cluster_id, -2)
+    rows = np.flatnonzero(old != labels)
     with transaction(conn):
         conn.executemany("UPDATE faces SET cluster_id = ?, clustered = 1 WHERE id = ?",
-                         [(None if lab < 0 else int(lab), int(f)) for f, lab in zip(faces.face_id, labels)])
+                         [(None if labels[r] < 0 else int(labels[r]), int(faces.face_id[r])) for r in rows])
         conn.execute("DELETE FROM clusters WHERE name IS NULL AND id NOT IN "
                      "(SELECT cluster_id FROM faces WHERE cluster_id IS NOT NULL)")
         set_state(conn, settings)
 
 
-__all__ = ["Clustering", "cluster_index", "join_new", "spec_for"]
+__all__ = ["Clustering", "cluster_index", "links_digest", "spec_for", "stored_clustering"]

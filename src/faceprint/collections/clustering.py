@@ -135,14 +135,21 @@ class Hdbscan(_Sklearn):
     HDBSCAN has no absolute scale, so on a small collection it can join two people. With
     ``threshold`` set, each cluster is then cut by average linkage at that distance (no cluster
     keeps faces whose mean distance exceeds it).
+
+    Above ``dense_max`` faces it runs on the graph of each face's ``neighbours`` nearest faces
+    (:func:`knn_graph`) instead of all pairs: with ``min_samples=1`` HDBSCAN only uses the
+    minimum spanning tree, which that graph holds in practice (on LFW View 1 the labels are the
+    same), so time and memory grow near-linearly.
     """
 
     def __init__(self, min_cluster_size: int = 2, min_samples: int | None = 1, metric: str = "euclidean",
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, neighbours: int = 10, dense_max: int = 2000) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.metric = metric
         self.threshold = threshold
+        self.neighbours = neighbours
+        self.dense_max = dense_max
 
     def _single_is_cluster(self) -> bool:
         return False
@@ -155,24 +162,72 @@ class Hdbscan(_Sklearn):
                        metric=metric, copy=True)
 
     def fit(self, X: Any, y: Any = None) -> Hdbscan:
-        super().fit(X, y)
+        v, metric = as_vectors(X, self.metric)
+        graph = None
+        if len(v) > self.dense_max:
+            graph = knn_graph(v, self.neighbours, metric)
+            self.estimator_ = self._make("precomputed", len(v))
+            self.labels_ = np.asarray(self.estimator_.fit(graph).labels_, dtype=np.int64)
+        else:
+            super().fit(v, y)
         if self.threshold is not None:
-            v, metric = as_vectors(X, self.metric)
-            self.labels_ = _consecutive(_cut(v, self.labels_, self.threshold, metric))
+            self.labels_ = _consecutive(_cut(v, self.labels_, self.threshold, metric, graph))
         return self
 
 
-def _cut(v: np.ndarray, labels: np.ndarray, threshold: float, metric: str) -> np.ndarray:
-    """Split every cluster by average linkage at ``threshold``; new parts get new labels."""
+def knn_graph(v: np.ndarray, k: int, metric: str = "euclidean") -> Any:
+    """Symmetric sparse ``(N, N)`` CSR graph of distances (in ``metric``) to each row's ``k`` nearest rows.
+
+    Components the neighbours leave apart are chained by edges longer than any distance, so the
+    graph is connected (HDBSCAN needs that) without those edges ever joining a cluster.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse import csgraph
+
+    from .knn import knn
+
+    n = len(v)
+    idx, dist = knn(v, k)
+    if metric == "cosine":  # unit vectors: 1 - cos = |a - b|^2 / 2
+        dist = dist * dist / 2
+    ok = idx >= 0
+    src = np.repeat(np.arange(n), idx.shape[1]).reshape(idx.shape)[ok]
+    # a zero distance would be an absent edge in a sparse matrix: nudge it
+    graph = sp.csr_matrix((np.maximum(dist[ok].astype(np.float64), 1e-12), (src, idx[ok])), shape=(n, n))
+    graph = graph.maximum(graph.T).tocsr()
+    count, comp = csgraph.connected_components(graph, directed=False)
+    if count > 1:
+        first = np.unique(comp, return_index=True)[1]
+        far = 4.0 * float(dist[ok].max(initial=1.0)) + 1.0
+        bridge = sp.csr_matrix((np.full(count - 1, far), (first[:-1], first[1:])), shape=(n, n))
+        graph = (graph + bridge).maximum((graph + bridge).T).tocsr()
+    return graph
+
+
+#: Clusters up to this size are cut by exact average linkage; larger ones over their neighbour graph.
+CUT_DENSE_MAX = 2000
+
+
+def _cut(v: np.ndarray, labels: np.ndarray, threshold: float, metric: str, graph: Any = None) -> np.ndarray:
+    """Split every cluster by average linkage at ``threshold``; new parts get new labels.
+
+    A cluster larger than :data:`CUT_DENSE_MAX` is cut by average linkage restricted to the
+    edges of ``graph`` (the neighbour graph), so memory stays linear in its size.
+    """
     from sklearn.cluster import AgglomerativeClustering
 
     out, fresh = labels.copy(), labels.max(initial=-1) + 1
     for lab in np.unique(labels[labels >= 0]):
         rows = np.flatnonzero(labels == lab)
-        if len(rows) < 2 or pairwise_distances(v[rows], v[rows], metric).max() < threshold:
+        if len(rows) > CUT_DENSE_MAX:
+            sub = (graph if graph is not None else knn_graph(v, 10, metric))[rows][:, rows]
+            parts = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, linkage="average",
+                                            metric=metric, connectivity=sub).fit(v[rows]).labels_
+        elif len(rows) < 2 or pairwise_distances(v[rows], v[rows], metric).max() < threshold:
             continue  # every pair closer than the threshold: average linkage keeps the cluster whole
-        parts = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, linkage="average",
-                                        metric=metric).fit(v[rows]).labels_
+        else:
+            parts = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, linkage="average",
+                                            metric=metric).fit(v[rows]).labels_
         for part in np.unique(parts)[1:]:
             out[rows[parts == part]] = fresh
             fresh += 1
@@ -272,5 +327,5 @@ def create_clusterer(name: str = DEFAULT_CLUSTERER, **params: Any) -> Any:
 
 
 __all__ = ["CLUSTERERS", "DEFAULT_CLUSTERER", "TUNED_THRESHOLDS", "Agglomerative", "ChineseWhispers", "Dbscan",
-           "Hdbscan", "KMeans", "default_threshold",
+           "Hdbscan", "KMeans", "default_threshold", "knn_graph",
            "as_vectors", "create_clusterer", "pairwise_distances"]

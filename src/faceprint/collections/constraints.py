@@ -64,7 +64,9 @@ def apply_constraints(vectors: np.ndarray, metric: str, labels: np.ndarray,
         if ua != ub:
             conflicts[ua].add(ub)
             conflicts[ub].add(ua)
-    members: dict[int, np.ndarray] = {u: np.flatnonzero(unit == u) for u in np.unique(unit)}
+    order = np.argsort(unit, kind="stable")  # rows grouped by unit, without an O(N * units) scan
+    ids, starts = np.unique(unit[order], return_index=True)
+    members: dict[int, np.ndarray] = dict(zip(ids.tolist(), np.split(order, starts[1:])))
     next_label = labels.max(initial=-1) + 1
     for u, rows in members.items():  # rule 1
         if len(rows) > 1:
@@ -77,7 +79,10 @@ def apply_constraints(vectors: np.ndarray, metric: str, labels: np.ndarray,
     if not conflicts:
         return _consecutive(labels)
     evicted: list[int] = []
-    for lab in np.unique(labels[labels >= 0]):  # rule 2
+    clashing = sorted({int(labels[members[u][0]]) for u, others in conflicts.items()
+                       if labels[members[u][0]] >= 0 and any(labels[members[o][0]] == labels[members[u][0]]
+                                                             for o in others)})
+    for lab in clashing:  # rule 2 (only clusters holding both sides of a cannot-link)
         inside = {int(u) for u in unit[labels == lab]}
         while True:
             bad = [u for u in inside if conflicts[u] & inside]
@@ -91,15 +96,17 @@ def apply_constraints(vectors: np.ndarray, metric: str, labels: np.ndarray,
             evicted.append(far)
     for u in evicted:  # rule 3
         rows = members[u]
-        best, best_d = None, np.inf
-        for lab in np.unique(labels[labels >= 0]):
-            others = np.flatnonzero(labels == lab)
-            if conflicts[u] & {int(x) for x in unit[others]}:
-                continue
-            d = float(pairwise_distances(vectors[rows], vectors[others], metric).mean())
-            if d < best_d:
-                best, best_d = int(lab), d
-        if best is not None and (threshold is None or best_d <= threshold):
+        d = pairwise_distances(vectors[rows], vectors, metric).mean(0)
+        held = labels >= 0
+        sums = np.bincount(labels[held], weights=d[held], minlength=next_label)
+        counts = np.bincount(labels[held], minlength=next_label)
+        mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
+        for o in conflicts[u]:  # clusters holding a face it cannot link with are out
+            lab_o = labels[members[o][0]]
+            if lab_o >= 0:
+                mean[lab_o] = np.inf
+        best = int(np.argmin(mean)) if len(mean) else -1
+        if best >= 0 and np.isfinite(mean[best]) and (threshold is None or mean[best] <= threshold):
             labels[rows] = best
         else:
             labels[rows] = next_label

@@ -208,5 +208,43 @@ def set_cluster_name(conn: sqlite3.Connection, cluster_id: int, name: str) -> No
         conn.execute("UPDATE clusters SET name = ? WHERE id = ?", (name, cluster_id))
 
 
-__all__ = ["COMPONENT", "FaceRows", "add_links", "cluster_names", "connect", "get_state", "read_faces",
+def indexed_faces(db: str | Path, paths: Iterable[str | Path], model_id: str) -> dict[str, tuple[np.ndarray, ...]]:
+    """Faces the photo index in ``db`` already holds for ``paths``: ``{path as given: (xyxy (N, 4),
+    score (N,), vectors (N, D))}`` for each photo indexed unchanged (same size and mtime) with
+    ``model_id``. Reads only; a database without a photo index gives ``{}``."""
+    import os
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return {}
+    out: dict[str, tuple[np.ndarray, ...]] = {}
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'photos'").fetchone() is None:
+            return {}
+        for given in paths:
+            path = Path(given).resolve()
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            photo = conn.execute("SELECT id FROM photos WHERE path = ? AND size = ? AND mtime_ns = ? AND error IS NULL",
+                                 (str(path), st.st_size, st.st_mtime_ns)).fetchone()
+            if photo is None:
+                continue
+            rows = conn.execute("SELECT x1, y1, x2, y2, score, embedding, model_id FROM faces WHERE photo_id = ? "
+                                "ORDER BY id", photo).fetchall()
+            if any(r[6] != model_id for r in rows):
+                continue
+            out[str(given)] = (np.array([r[:4] for r in rows], np.float32).reshape(-1, 4),
+                               np.array([r[4] for r in rows], np.float32),
+                               np.stack([np.frombuffer(r[5], np.float32) for r in rows]) if rows else
+                               np.zeros((0, 0), np.float32))
+    finally:
+        conn.close()
+    return out
+
+
+__all__ = ["COMPONENT", "FaceRows", "add_links", "indexed_faces", "cluster_names", "connect", "get_state", "read_faces",
            "read_links", "set_cluster_name", "set_state"]

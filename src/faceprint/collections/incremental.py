@@ -1,0 +1,211 @@
+"""Adding faces to a clustered library without making it worse.
+
+Faces already clustered never move; only faces added since the last run are placed, by two
+kinds of evidence, each at least as strong as what holds a cluster together:
+
+1. :func:`join_new`: a new face joins a cluster when it is held to it as firmly as the
+   cluster's typical member is (its *cohesion*: the median over members of the mean distance
+   to their ``m = min(3, size-1)`` nearest co-members, capped by the threshold): its mean
+   distance to its ``m`` nearest members is within the cohesion and two members lie within it
+   (a one-face cluster is never joined). Among clusters that pass, the closest wins, so a big
+   cluster does not win by size (on LFW View 1, 75% of such joins are right, where the old
+   "one member within the threshold, most such members wins" rule was right 15% of the time).
+   A named cluster also needs the gallery's open-set decision to say that name.
+2. :func:`regroup`: the library's own algorithm re-runs on the new faces' neighbourhood (the
+   clusters of their nearest clustered faces, and the noise near them); a new face left over
+   goes where that run puts it: with the old cluster most of its group's clustered faces
+   belong to, or, in a group of no old cluster, into a new cluster with the group's other new
+   faces and old noise.
+
+Old noise stays noise until a new face brings evidence (it never joins an existing cluster
+directly: on LFW View 1 none of the old noise faces that passed rule 1 was that cluster's
+person). With nothing new, nothing is placed and nothing changes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .clustering import pairwise_distances
+from .constraints import units
+
+#: Members whose mean distance measures how firmly a face is held to a cluster.
+SUPPORT = 3
+#: A new face is compared with the clusters of its this many nearest clustered faces.
+NEAREST = 10
+
+Identify = Callable[[np.ndarray], list]  # rows of vectors -> the gallery's name (or None) for each
+
+
+def _support(d: np.ndarray, m: int) -> np.ndarray:
+    """Mean of the ``m`` smallest entries of each row of ``d``."""
+    if d.shape[1] <= m:
+        return d.mean(1)
+    return np.partition(d, m - 1, axis=1)[:, :m].mean(1)
+
+
+def cohesion(vectors: np.ndarray, metric: str, rows: np.ndarray, max_members: int = 2000) -> float:
+    """How firmly cluster ``rows`` holds its members: the median over members of the mean
+    distance to their ``min(3, size-1)`` nearest co-members (``inf`` for a single face).
+
+    Clusters larger than ``max_members`` are measured on an even sample of that many members.
+    """
+    if len(rows) < 2:
+        return float("inf")
+    if len(rows) > max_members:
+        rows = rows[np.linspace(0, len(rows) - 1, max_members).astype(np.int64)]
+    d = pairwise_distances(vectors[rows], vectors[rows], metric)
+    np.fill_diagonal(d, np.inf)
+    return float(np.median(_support(d, min(SUPPORT, len(rows) - 1))))
+
+
+def _nearest(vectors: np.ndarray, metric: str, queries: np.ndarray, rows: np.ndarray, k: int,
+             chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows (Q, k'), distances)``: each query's ``k`` nearest of ``rows`` (in no particular order).
+
+    Float32 BLAS (the search only ranks; the rules re-measure the distances they compare).
+    """
+    k = min(k, len(rows))
+    out_i = np.zeros((len(queries), k), np.int64)
+    out_d = np.zeros((len(queries), k))
+    base = np.ascontiguousarray(vectors[rows], dtype=np.float32)
+    base_sq = (base * base).sum(1)
+    for s in range(0, len(queries), chunk):
+        q = vectors[queries[s:s + chunk]].astype(np.float32)
+        d2 = (q * q).sum(1)[:, None] + base_sq[None, :] - 2.0 * (q @ base.T)
+        part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(rows) else np.tile(np.arange(len(rows)),
+                                                                                         (len(d2), 1))
+        d = np.sqrt(np.maximum(np.take_along_axis(d2, part, 1), 0.0)).astype(np.float64)
+        if metric == "cosine":  # prepared unit vectors: 1 - cos = |a - b|^2 / 2
+            d = d * d / 2
+        out_i[s:s + chunk], out_d[s:s + chunk] = rows[part], d
+    return out_i, out_d
+
+
+def neighbourhood(vectors: np.ndarray, metric: str, labels: np.ndarray, new: np.ndarray, threshold: float,
+                  clusters: int = 3, noise: int = 5) -> np.ndarray:
+    """``(N,)`` mask: the ``new`` rows, every member of the clusters of each new face's
+    ``clusters`` nearest clustered faces, and its ``noise`` nearest noise faces within ``threshold``."""
+    out = new.copy()
+    fresh = np.flatnonzero(new)
+    held = np.flatnonzero((labels >= 0) & ~new)
+    loose = np.flatnonzero((labels < 0) & ~new)
+    if len(fresh) and len(held) and clusters > 0:
+        near, _ = _nearest(vectors, metric, fresh, held, clusters)
+        out |= np.isin(labels, np.unique(labels[near]))
+    if len(fresh) and len(loose) and noise > 0:
+        near, d = _nearest(vectors, metric, fresh, loose, noise)
+        out[near[d < threshold]] = True
+    return out
+
+
+def regroup(labels: np.ndarray, new: np.ndarray, rows: np.ndarray, fresh: np.ndarray,
+            cannot_link: list[tuple[int, int]], next_id: Callable[[], int]) -> np.ndarray:
+    """Place the unplaced new faces by a re-clustering ``fresh`` (local labels, ``-1`` noise)
+    of the neighbourhood ``rows``; returns the labels.
+
+    A group's new faces still without a cluster join the old cluster most of the group's
+    clustered old faces belong to (unless one cannot link with a member); in a group without
+    old clustered faces they and the group's old noise become a new cluster (``next_id()``).
+    """
+    labels = labels.copy()
+    placed = labels >= 0
+    conflicts: dict[int, set[int]] = {}
+    for a, b in cannot_link:
+        conflicts.setdefault(int(a), set()).add(int(b))
+        conflicts.setdefault(int(b), set()).add(int(a))
+    for group in np.unique(fresh[fresh >= 0]):
+        members = rows[fresh == group]
+        olds = labels[members[~new[members] & placed[members]]]
+        todo = members[new[members] & ~placed[members]]
+        if len(todo) == 0:
+            continue
+        if len(olds):
+            values, counts = np.unique(olds, return_counts=True)
+            target = int(values[np.argmax(counts)])
+            inside = set(np.flatnonzero(labels == target).tolist())
+            for r in todo:
+                if not conflicts.get(int(r), set()) & inside:
+                    labels[r] = target
+                    inside.add(int(r))
+        else:
+            labels[members[new[members] | (labels[members] < 0)]] = next_id()
+    return labels
+
+
+def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, pool: np.ndarray, threshold: float,
+             cannot_link: list[tuple[int, int]], must_link: list[tuple[int, int]],
+             names: dict[int, str | None] | None = None, identify: Identify | None = None) -> np.ndarray:
+    """Assign ``pool`` rows (the new faces) to existing clusters by rule 1; returns the new labels.
+
+    ``labels`` ``(N,)``: the stored clusters (``-1`` noise); pool rows that join nothing get
+    ``-1``; other rows keep their label. Must-linked pool faces move as one unit (a unit
+    linked to a clustered face goes where that face is); a cluster holding a face a candidate
+    cannot link with is skipped. ``identify`` (the gallery's open-set decision) is asked for
+    candidates of named clusters.
+    """
+    labels = labels.copy()
+    names = names or {}
+    fixed = (labels >= 0) & ~pool
+    unit = units(len(labels), must_link)
+    for u in np.unique(unit[pool]):  # must-linked to a clustered face: goes with it
+        rows = np.flatnonzero(unit == u)
+        linked = {int(x) for x in labels[rows[fixed[rows]]]}
+        if linked:
+            labels[rows[pool[rows]]] = min(linked)
+    todo = np.flatnonzero(pool & ~np.isin(unit, unit[fixed]))
+    labels[todo] = -1
+    if len(todo) == 0 or not fixed.any():
+        return labels
+    old = np.flatnonzero(fixed)
+    conflicts: dict[int, set[int]] = {}
+    for a, b in cannot_link:
+        conflicts.setdefault(int(a), set()).add(int(b))
+        conflicts.setdefault(int(b), set()).add(int(a))
+    best_lab = -np.ones(len(todo), dtype=np.int64)
+    best_s = np.full(len(todo), np.inf)
+    touched: dict[int, list[int]] = {}
+    near, d = _nearest(vectors, metric, todo, old, NEAREST)  # the closest cluster is among these
+    for i in range(len(todo)):
+        for lab in set(labels[near[i][d[i] < threshold]].tolist()):
+            touched.setdefault(int(lab), []).append(i)
+    order = old[np.argsort(labels[old], kind="stable")]  # members of each cluster without a scan per cluster
+    ids, starts = np.unique(labels[order], return_index=True)
+    members_of = dict(zip(ids.tolist(), np.split(order, starts[1:])))
+    for lab, hits in touched.items():
+        rows = members_of[lab]
+        if len(rows) < 2:  # a lone face shows no spread to compare with
+            continue
+        bound = min(threshold, cohesion(vectors, metric, rows))
+        cand = np.array(hits)
+        m = max(1, min(SUPPORT, len(rows) - 1))
+        dist = pairwise_distances(vectors[todo[cand]], vectors[rows], metric)
+        sup, close = _support(dist, m), (dist <= bound).sum(1)
+        member_set = set(int(r) for r in rows)
+        for i, si, ci in zip(cand, sup, close):
+            if (si <= bound and ci >= 2 and si < best_s[i]
+                    and not (conflicts.get(int(todo[i]), set()) & member_set)):
+                best_lab[i], best_s[i] = lab, si
+    if identify is not None:
+        ask = np.flatnonzero(np.array([best_lab[i] >= 0 and names.get(int(best_lab[i])) for i in range(len(todo))],
+                                      dtype=bool))
+        if len(ask):
+            said = identify(vectors[todo[ask]])
+            for i, who in zip(ask, said):
+                if who != names[int(best_lab[i])]:
+                    best_lab[i] = -1
+    at = {int(r): i for i, r in enumerate(todo)}
+    for a, b in cannot_link:  # two candidates that cannot link (e.g. one photo) never join one cluster
+        i, j = at.get(int(a)), at.get(int(b))
+        if i is not None and j is not None and best_lab[i] >= 0 and best_lab[i] == best_lab[j]:
+            best_lab[j if best_s[j] > best_s[i] else i] = -1
+    for u in np.unique(unit[todo]):  # a must-linked unit goes where most of its faces would
+        members = np.flatnonzero(unit[todo] == u)
+        votes = [int(x) for x in best_lab[members] if x >= 0]
+        labels[todo[members]] = max(set(votes), key=votes.count) if votes else -1
+    return labels
+
+
+__all__ = ["NEAREST", "SUPPORT", "cohesion", "join_new", "neighbourhood", "regroup"]

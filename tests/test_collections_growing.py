@@ -1,0 +1,211 @@
+"""A photo library that grows (real LFW faces): re-runs change nothing, new photos never make it
+worse, new people form new clusters, noise stays noise, named people survive."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceprint.collections.assign import cluster_index
+from faceprint.collections.clustering import as_vectors, pairwise_distances
+from faceprint.collections.incremental import _support, cohesion, join_new
+from faceprint.collections.index import index_folder, store_results
+from faceprint.collections.metrics import cluster_scores
+from faceprint.collections.scan import PhotoFile
+from faceprint.collections.store import connect, read_faces, set_cluster_name
+from faceprint.collections.workers import PhotoResult
+
+from .conftest import shared
+
+PEOPLE = ("Ricardo_Lagos", "Paul_Wolfowitz", "Jennifer_Lopez", "Zhu_Rongji", "Tang_Jiaxuan", "Paul_Martin",
+          "John_Bolton", "Hans_Blix", "Donald_Rumsfeld", "Angelina_Jolie")
+NEWCOMERS = ("Jennifer_Garner", "Amelie_Mauresmo")  # first seen in a later batch
+CLI = [sys.executable, "-c", "from faceprint.cli import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """An indexed library: 10 people with 7-8 photos, 2 newcomers, 16 people with one photo.
+
+    Photos get neutral names (``pNNN.jpg``); the truth ``{path: person}`` is kept apart."""
+    lfw = shared("lfw-view1", "images")
+    root = tmp_path_factory.mktemp("library")
+    singles = sorted(p for p in lfw.iterdir() if len(list(p.glob("*.jpg"))) == 1)[:16]
+    sources = [f for name in PEOPLE + NEWCOMERS for f in sorted((lfw / name).glob("*.jpg"))]
+    sources += [next(p.glob("*.jpg")) for p in singles]
+    truth = {}
+    for i, src in enumerate(sources):
+        dst = root / f"p{i:03d}.jpg"
+        shutil.copy(src, dst)
+        truth[str(dst.resolve())] = src.parent.name
+    db = tmp_path_factory.mktemp("db") / "lib.db"
+    index_folder(connect(db), root)
+    return db, truth
+
+
+def copy(db: Path, dst: Path) -> sqlite3.Connection:
+    with sqlite3.connect(db) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    return connect(dst)
+
+
+def hold_back(conn: sqlite3.Connection, photos: set[str]) -> list[PhotoResult]:
+    """Remove ``photos`` from the index; returns them as the index would store them again."""
+    faces = read_faces(conn)
+    out = []
+    for p in sorted(photos):
+        rows = [r for r, q in enumerate(faces.photo) if q == p]
+        out.append(PhotoResult(PhotoFile(p, 1, 1), "-", 250, 250, faces.xyxy[rows], np.ones(len(rows), np.float32),
+                               faces.embeddings.vectors[rows]))
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.executemany("DELETE FROM photos WHERE path = ?", [(p,) for p in photos])
+    conn.commit()
+    return out
+
+
+def add_back(conn: sqlite3.Connection, results: list[PhotoResult]) -> None:
+    store_results(conn, results, "dlib_resnet_v1", "euclidean")
+
+
+def labels(conn: sqlite3.Connection) -> dict[int, int]:
+    return {int(f): int(c) for f, c in conn.execute("SELECT id, coalesce(cluster_id, -1) FROM faces")}
+
+
+def centre_labels(conn: sqlite3.Connection) -> dict[str, int]:
+    """Each photo's face nearest the image centre (the LFW subject) -> cluster (-1 noise)."""
+    best: dict[str, tuple[float, int]] = {}
+    for path, cx, cy, cid in conn.execute("SELECT p.path, (f.x1 + f.x2) / 2, (f.y1 + f.y2) / 2, "
+                                          "coalesce(f.cluster_id, -1) FROM faces f JOIN photos p ON p.id = f.photo_id"):
+        d = (cx - 125) ** 2 + (cy - 125) ** 2
+        if path not in best or d < best[path][0]:
+            best[path] = (d, int(cid))
+    return {p: c for p, (_, c) in best.items()}
+
+
+def f1(conn: sqlite3.Connection, truth: dict[str, str]) -> float:
+    got = centre_labels(conn)
+    photos = sorted(truth)
+    return cluster_scores([truth[p] for p in photos], [got.get(p, -1) for p in photos]).f1
+
+
+def test_run_twice_in_fresh_processes_changes_nothing(library: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    db, truth = library
+    copy(db, tmp_path / "lib.db").close()
+    path = str(tmp_path / "lib.db")
+    subprocess.run(CLI + ["cluster", "--db", path], check=True, capture_output=True)
+    with sqlite3.connect(path) as conn:
+        first = labels(conn)
+    assert sum(c >= 0 for c in first.values()) >= 50
+    for extra in ([], ["--html", str(tmp_path / "sheet.html")]):  # a sheet needs no re-clustering either
+        res = subprocess.run(CLI + ["cluster", "--db", path, *extra], check=True, capture_output=True, text=True)
+        with sqlite3.connect(path) as conn:
+            assert labels(conn) == first, res.stdout
+
+
+def test_incremental_matches_full_and_moves_no_clustered_face(library: tuple[Path, dict[str, str]],
+                                                              tmp_path: Path) -> None:
+    db, truth = library
+    conn = copy(db, tmp_path / "lib.db")
+    later = {p for i, p in enumerate(sorted(truth)) if i % 5 == 0 and truth[p] in PEOPLE}  # 20% of the regulars
+    batch = hold_back(conn, later)
+    cluster_index(conn)
+    before = labels(conn)
+    add_back(conn, batch)
+    result = cluster_index(conn)
+    assert result.incremental
+    after = labels(conn)
+    assert all(after[f] == c for f, c in before.items() if c >= 0)  # nothing clustered moved
+    joined = sum(after[f] >= 0 for f in set(after) - set(before))
+    assert joined >= 0.6 * len(batch)  # most new photos of known people found their person
+    incremental_f1 = f1(conn, truth)
+    cluster_index(conn, full=True)
+    assert incremental_f1 >= f1(conn, truth) - 0.03, (incremental_f1, f1(conn, truth))
+
+
+def test_new_people_form_new_clusters_and_noise_stays_noise(library: tuple[Path, dict[str, str]],
+                                                            tmp_path: Path) -> None:
+    db, truth = library
+    conn = copy(db, tmp_path / "lib.db")
+    batch = hold_back(conn, {p for p in truth if truth[p] in NEWCOMERS})
+    cluster_index(conn)
+    before = labels(conn)
+    noise = {f for f, c in before.items() if c < 0}
+    assert noise  # single photos and background faces
+    add_back(conn, batch)
+    cluster_index(conn)
+    after = labels(conn)
+    assert all(after[f] == c for f, c in before.items() if c >= 0)
+    got = centre_labels(conn)
+    old_ids = set(before.values())
+    for person in NEWCOMERS:
+        mine = [got[p] for p in got if truth[p] == person]
+        clusters = {c for c in mine if c >= 0}
+        assert clusters and clusters.isdisjoint(old_ids), person  # new clusters, not others' clusters
+        assert max(mine.count(c) for c in clusters) >= len(mine) - 2, person
+    newcomer_clusters = {got[p] for p in got if truth[p] in NEWCOMERS} - {-1}
+    strays = [f for f in noise if after[f] >= 0 and after[f] not in newcomer_clusters]
+    assert strays == []  # old noise never joined an old cluster (only, at most, a newcomer's new one)
+
+
+def test_named_people_survive_full_and_incremental_runs(library: tuple[Path, dict[str, str]],
+                                                        tmp_path: Path) -> None:
+    db, truth = library
+    conn = copy(db, tmp_path / "lib.db")
+    batch = hold_back(conn, {p for i, p in enumerate(sorted(truth)) if i % 4 == 1})
+    cluster_index(conn)
+    got = centre_labels(conn)
+    cid = max({c for c in got.values() if c >= 0}, key=lambda c: list(got.values()).count(c))
+    set_cluster_name(conn, cid, "Ada")
+    named = {f for f, c in labels(conn).items() if c == cid}
+    add_back(conn, batch)
+    cluster_index(conn)
+    cluster_index(conn, "hdbscan", full=True, min_cluster_size=3)  # other settings: a full re-run
+    after = labels(conn)
+    assert all(after[f] == cid for f in named)
+    assert conn.execute("SELECT name FROM clusters WHERE id = ?", (cid,)).fetchone() == ("Ada",)
+
+
+def test_cohesion_and_join_rule_against_a_plain_loop() -> None:
+    rng = np.random.default_rng(0)
+    v, _ = as_vectors(rng.normal(size=(9, 4)) * 0.3, "euclidean")
+    rows = np.arange(6)
+
+    def mean_nearest(i: int, others: list[int], m: int) -> float:
+        return float(np.mean(sorted(float(np.linalg.norm(v[i] - v[j])) for j in others if j != i)[:m]))
+
+    plain = np.median([mean_nearest(i, list(rows), 3) for i in rows])
+    assert cohesion(v, "euclidean", rows) == pytest.approx(plain)
+    d = pairwise_distances(v[6:], v[rows], "euclidean")
+    assert _support(d, 3) == pytest.approx([mean_nearest(i, list(rows), 3) for i in range(6, 9)])
+    labels = np.array([0] * 6 + [-1] * 3)
+    new = np.array([False] * 6 + [True] * 3)
+    got = join_new(v, "euclidean", labels, new, threshold=10.0, cannot_link=[], must_link=[])
+    for i in range(6, 9):
+        d_i = sorted(float(np.linalg.norm(v[i] - v[j])) for j in rows)
+        ok = np.mean(d_i[:3]) <= plain and sum(x <= plain for x in d_i) >= 2
+        assert got[i] == (0 if ok else -1)
+    # a lone face's cluster is never joined; a cannot-link keeps a face out
+    lone = join_new(v, "euclidean", np.array([0] + [-1] * 8), ~np.eye(9, dtype=bool)[0], 10.0, [], [])
+    assert (lone[1:] == -1).all()
+    twin = np.concatenate([v[:6], v[:1] + 1e-4])
+    kept = join_new(twin, "euclidean", np.array([0] * 6 + [-1]), np.array([False] * 6 + [True]), 10.0, [(0, 6)], [])
+    assert kept[6] == -1
+    assert join_new(twin, "euclidean", np.array([0] * 6 + [-1]), np.array([False] * 6 + [True]), 10.0, [], [])[6] == 0
+
+
+def test_cli_cluster_json_reports_every_face(library: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    db, truth = library
+    copy(db, tmp_path / "lib.db").close()
+    res = subprocess.run(CLI + ["cluster", "--db", str(tmp_path / "lib.db"), "--json", "-"], check=True,
+                         capture_output=True, text=True)
+    data = json.loads(res.stdout)
+    with sqlite3.connect(tmp_path / "lib.db") as conn:
+        total = conn.execute("SELECT count(*) FROM faces").fetchone()[0]
+    assert sum(len(c["faces"]) for c in data["clusters"]) + len(data["noise"]) == total

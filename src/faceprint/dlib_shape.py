@@ -17,8 +17,8 @@ one and the box's unit-square transform, rounds them to whole pixels, reads thei
 (``(r + g + b) // 3``; 0 outside the image), walks every tree and adds the leaves in tree
 order. Points are rounded to whole pixels as dlib's ``point`` does (``floor(v + 0.5)``).
 
-Reading the file's ~1.5 million packed floats in Python takes seconds, so the first use
-converts it to an ``.npz`` in the faceprint cache; later processes load that in milliseconds.
+The first use converts the file (about 1.5 million packed floats, ~1 s) to an ``.npz`` in
+the faceprint cache; later processes load that in milliseconds.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dlibfmt import DlibReader
+from .dlibfmt import DlibReader, doubles_from_details
 from .errors import ConfigError, ModelLoadError
 
 #: Bump when the arrays :func:`read_shape_predictor` produces change, so caches are rebuilt.
@@ -75,46 +75,72 @@ class ShapeModel:
 
 
 def read_shape_predictor(path: str | Path) -> ShapeModel:
-    """Parse a dlib ``shape_predictor`` ``.dat`` file (slow: seconds; see :func:`load_shape_model`).
+    """Parse a dlib ``shape_predictor`` ``.dat`` file (about a second for the 5-point one).
+
+    The file is only packed integers and float_details (integer pairs), so it is decoded as
+    one integer stream (:meth:`~faceprint.dlibfmt.DlibReader.read_int_stream`) and cut into
+    arrays: every tree of a cascade has the same layout, so a cascade is one reshape.
 
     Raises:
         ModelLoadError: the file is unreadable, malformed, or its trees are not all complete
             binary trees of one depth.
     """
     r = DlibReader.from_file(path)
-    r.expect_int(1, what="shape_predictor version")
-    initial = r.read_matrix("initial shape").astype(np.float32).reshape(-1)
-    if initial.size == 0 or initial.size % 2:
-        raise r.error(f"initial shape has {initial.size} values, expected an even number > 0")
-    parts2 = initial.size
+    v = r.read_int_stream("shape predictor")
+    at = 0
+
+    def take(n: int, what: str) -> np.ndarray:
+        nonlocal at
+        if n < 0 or at + n > len(v):
+            raise r.error(f"{what}: need {n} values at value {at}, the file has {len(v)}")
+        at += n
+        return v[at - n:at]
+
+    def count(what: str, limit: int = 1 << 20) -> int:
+        n = int(take(1, what)[0])
+        if not 0 <= n <= limit:
+            raise r.error(f"implausible {what} {n}")
+        return n
+
+    def floats(block: np.ndarray) -> np.ndarray:
+        return doubles_from_details(block[0::2], block[1::2])
+
+    if int(take(1, "version")[0]) != 1:
+        raise r.error(f"shape_predictor version {v[0]}, expected 1")
+    rows, cols = np.abs(take(2, "initial shape size"))
+    parts2 = int(rows * cols)
+    if parts2 == 0 or parts2 % 2 or parts2 > 100000:
+        raise r.error(f"initial shape has {parts2} values, expected an even number > 0")
+    initial = floats(take(2 * parts2, "initial shape")).astype(np.float32)
     idx1, idx2, thresh, leaves = [], [], [], []
-    n_splits: int | None = None
-    for c in range(r.read_int("cascade count")):
-        trees = []
-        for t in range(r.read_int("tree count")):
-            splits = [(r.read_int("split idx1"), r.read_int("split idx2"), r.read_double("split threshold"))
-                      for _ in range(r.read_int("split count"))]
-            vals = [r.read_matrix("leaf values").reshape(-1) for _ in range(r.read_int("leaf count"))]
-            n_splits = len(splits) if n_splits is None else n_splits
-            if len(splits) != n_splits or len(vals) != n_splits + 1 or (n_splits + 1) & n_splits:
-                raise r.error(f"cascade {c} tree {t}: {len(splits)} splits and {len(vals)} leaves; "
-                              f"expected complete trees of {n_splits} splits and {n_splits + 1} leaves")
-            if any(v.size != parts2 for v in vals):
-                raise r.error(f"cascade {c} tree {t}: a leaf does not have {parts2} values")
-            trees.append((splits, vals))
-        idx1.append([[s[0] for s in sp] for sp, _ in trees])
-        idx2.append([[s[1] for s in sp] for sp, _ in trees])
-        thresh.append([[s[2] for s in sp] for sp, _ in trees])
-        leaves.append([np.stack(v) for _, v in trees])
-    anchor = [[r.read_int("anchor index") for _ in range(r.read_int("anchor count"))]
-              for _ in range(r.read_int("anchor vector count"))]
-    deltas = [[(r.read_double("delta x"), r.read_double("delta y")) for _ in range(r.read_int("delta count"))]
-              for _ in range(r.read_int("delta vector count"))]
-    if not r.at_end():
-        raise r.error(f"{r.remaining} unexpected bytes after the model")
-    model = ShapeModel(initial.reshape(-1, 2), np.asarray(idx1, np.int32), np.asarray(idx2, np.int32),
-                       np.asarray(thresh, np.float32), np.asarray(leaves, np.float32),
-                       np.asarray(anchor, np.int32), np.asarray(deltas, np.float32))
+    for c in range(count("cascade count")):
+        trees = count("tree count")
+        if trees == 0 or at >= len(v):
+            raise r.error(f"cascade {c} has no trees")
+        splits = int(v[at])
+        leaf_len = 2 + 2 * parts2  # -rows, -cols, then parts2 float_details
+        tree_len = 1 + 4 * splits + 1 + (splits + 1) * leaf_len
+        block = take(trees * tree_len, f"cascade {c} trees").reshape(trees, tree_len)
+        s4 = block[:, 1:1 + 4 * splits].reshape(trees, splits, 4)
+        lv = block[:, 2 + 4 * splits:].reshape(trees, splits + 1, leaf_len)
+        if ((splits + 1) & splits or (block[:, 0] != splits).any() or (block[:, 1 + 4 * splits] != splits + 1).any()
+                or (np.abs(lv[..., :2]).prod(-1) != parts2).any()):
+            raise r.error(f"cascade {c}: trees are not all complete binary trees of {splits} splits "
+                          f"and {splits + 1} leaves of {parts2} values")
+        idx1.append(s4[..., 0])
+        idx2.append(s4[..., 1])
+        thresh.append(doubles_from_details(s4[..., 2], s4[..., 3]))
+        leaves.append(floats(lv[..., 2:].reshape(-1)).reshape(trees, splits + 1, parts2))
+    anchor = [take(count("anchor count"), "anchors") for _ in range(count("anchor vector count"))]
+    deltas = [floats(take(4 * count("delta count"), "deltas")).reshape(-1, 2) for _ in range(count("delta vectors"))]
+    if at != len(v):
+        raise r.error(f"{len(v) - at} unexpected values after the model")
+    try:
+        model = ShapeModel(initial.reshape(-1, 2), np.asarray(idx1, np.int32), np.asarray(idx2, np.int32),
+                           np.asarray(thresh, np.float32), np.asarray(leaves, np.float32),
+                           np.asarray(anchor, np.int32), np.asarray(deltas, np.float32))
+    except ValueError as exc:  # ragged: cascades of different tree counts or pixel counts
+        raise r.error(f"cascades differ in shape: {exc}") from exc
     _check(model, r)
     return model
 
@@ -151,16 +177,33 @@ def load_shape_model(path: str | Path) -> ShapeModel:
     return ShapeModel.load(npz)
 
 
-def _similarity_linear(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """``(N, 2, 2)`` linear part (scale * rotation) of the least-squares similarity
-    ``src (P, 2) -> dst (N, P, 2)`` in float64 (Umeyama's, as dlib's ``find_similarity_transform``)."""
+def _similarity_basis(src: np.ndarray) -> np.ndarray:
+    """``(2P, 2)`` matrix ``K`` with ``dst.reshape(N, 2P) @ K = (a, b)``: the linear part
+    ``[[a, -b], [b, a]]`` (scale * rotation) of the least-squares similarity ``src (P, 2) -> dst``.
+
+    Umeyama's solution (dlib's ``find_similarity_transform``) in closed form for 2-D:
+    ``a = sum(s . d) / |s|^2``, ``b = sum(s x d) / |s|^2`` with ``s`` the centred source;
+    ``d`` needs no centring because ``s`` sums to zero.
+    """
     s = src.astype(np.float64) - src.astype(np.float64).mean(0)
-    d = dst.astype(np.float64)
-    d = d - d.mean(1, keepdims=True)
     denom = (s * s).sum()
-    a = (s[:, 0] * d[..., 0] + s[:, 1] * d[..., 1]).sum(1) / denom
-    b = (s[:, 0] * d[..., 1] - s[:, 1] * d[..., 0]).sum(1) / denom
-    return np.stack([np.stack([a, -b], -1), np.stack([b, a], -1)], 1)
+    k = np.empty((len(s), 2, 2))
+    k[:, 0, 0], k[:, 1, 0] = s[:, 0], s[:, 1]  # a: s_x d_x + s_y d_y
+    k[:, 0, 1], k[:, 1, 1] = -s[:, 1], s[:, 0]  # b: s_x d_y - s_y d_x
+    return k.reshape(-1, 2) / denom
+
+
+def _leaf_table(splits: int) -> np.ndarray:
+    """Leaf reached in a complete tree of ``splits`` nodes for every word of split decisions
+    (bit ``i`` = node ``i`` goes left), so a tree walk is one table lookup."""
+    words = np.arange(1 << splits)
+    node = np.zeros_like(words)
+    while True:
+        inner = node < splits
+        if not inner.any():
+            return (node - splits).astype(np.intp)
+        go_left = (words >> np.where(inner, node, 0)) & 1
+        node = np.where(inner, 2 * node + 2 - go_left, node)
 
 
 def _round(v: np.ndarray) -> np.ndarray:
@@ -177,6 +220,18 @@ class ShapePredictor:
 
     def __init__(self, model: ShapeModel) -> None:
         self.model = model
+        cascades, trees, splits = model.idx1.shape
+        self._basis = _similarity_basis(model.initial)
+        # flat per-cascade tables: np.take on contiguous intp indices is the fast gather
+        self._idx1 = np.ascontiguousarray(model.idx1.reshape(cascades, -1), dtype=np.intp)
+        self._idx2 = np.ascontiguousarray(model.idx2.reshape(cascades, -1), dtype=np.intp)
+        self._thresh = np.ascontiguousarray(model.thresh.reshape(cascades, -1))
+        self._leaves = np.ascontiguousarray(model.leaves.reshape(cascades, -1, model.leaves.shape[-1]))
+        self._anchor = np.ascontiguousarray(model.anchor, dtype=np.intp)
+        self._deltas = np.ascontiguousarray(model.deltas.transpose(0, 2, 1))  # (C, 2, F)
+        self._leaf_base = np.arange(trees) * (splits + 1)
+        self._table = _leaf_table(splits) if splits <= 16 else None
+        self._bits = (1 << np.arange(splits)).astype(np.int64)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ShapePredictor:
@@ -207,37 +262,43 @@ class ShapePredictor:
         if n == 0:
             return np.zeros((0, parts, 2), np.float32)
         h, w = img.shape[:2]
+        flat = np.ascontiguousarray(img).reshape(h * w, -1)
         # unnormalizing_tform: the unit square onto the box (tl, tr, br corners)
-        origin = boxes[:, None, :2]
-        extent = (boxes[:, 2:] - boxes[:, :2])[:, None, :]
-        shape = np.repeat(m.initial[None], n, axis=0)  # (N, P, 2) float32
-        rows = np.arange(n)[:, None]
-        trees = np.arange(m.idx1.shape[1])[None, :]
-        depth = int(np.log2(m.idx1.shape[2] + 1))
-        for c in range(m.idx1.shape[0]):
-            lin = _similarity_linear(m.initial, shape).astype(np.float32)  # (N, 2, 2), cast like dlib
-            dx, dy = m.deltas[c, :, 0], m.deltas[c, :, 1]
-            anchor = shape[:, m.anchor[c]]  # (N, F, 2)
-            px = lin[:, 0, 0, None] * dx + lin[:, 0, 1, None] * dy + anchor[..., 0]  # float32 throughout
-            py = lin[:, 1, 0, None] * dx + lin[:, 1, 1, None] * dy + anchor[..., 1]
-            x = _round(extent[..., 0] * px.astype(np.float64) + origin[..., 0])
-            y = _round(extent[..., 1] * py.astype(np.float64) + origin[..., 1])
-            inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-            feat = np.zeros(x.shape, np.float32)
-            pix = img[y[inside], x[inside]]
-            feat[inside] = pix if img.ndim == 2 else pix.astype(np.int32).sum(-1) // 3
-            node = np.zeros((n, trees.shape[1]), np.int64)
-            for _ in range(depth):
-                i1 = m.idx1[c][trees, node]
-                i2 = m.idx2[c][trees, node]
-                left = feat[rows, i1] - feat[rows, i2] > m.thresh[c][trees, node]
-                node = 2 * node + np.where(left, 1, 2)
-            picked = m.leaves[c][trees, node - m.idx1.shape[2]]  # (N, T, 2P)
-            # dlib adds the leaves one tree at a time in float32: cumsum is that sequential sum
-            total = np.concatenate([shape.reshape(n, 1, -1), picked], axis=1).cumsum(axis=1, dtype=np.float32)
-            shape = total[:, -1].reshape(n, parts, 2)
+        origin = boxes[:, :2, None]  # (N, 2, 1)
+        extent = (boxes[:, 2:] - boxes[:, :2])[:, :, None]
+        limit = np.array([w, h])[None, :, None]
+        shape = np.repeat(m.initial.T[None], n, axis=0)  # (N, 2, P) float32: x row, y row
+        cascades, trees, splits = m.idx1.shape
+        for c in range(cascades):
+            ab = (shape.transpose(0, 2, 1).reshape(n, -1).astype(np.float64) @ self._basis).astype(np.float32)
+            a, b = ab[:, 0, None, None], ab[:, 1, None, None]
+            dx, dy = self._deltas[c, 0], self._deltas[c, 1]
+            # tform * delta + anchor point, in float32 as dlib: x' = a dx - b dy, y' = b dx + a dy
+            rot = np.stack([a[:, 0] * dx - b[:, 0] * dy, b[:, 0] * dx + a[:, 0] * dy], axis=1)  # (N, 2, F)
+            pts = rot + np.take(shape, self._anchor[c], axis=2)
+            xy = _round(extent * pts.astype(np.float64) + origin)  # whole image pixels, (N, 2, F)
+            inside = ((xy >= 0) & (xy < limit)).all(axis=1)
+            pix = np.take(flat, np.where(inside, xy[:, 1] * w + xy[:, 0], 0), axis=0)  # (N, F, channels)
+            # rgb intensity: (r + g + b) / 3, truncated; float32 like dlib's feature vector (exact integers)
+            feat = ((pix.sum(-1, dtype=np.int32) // pix.shape[-1]) * inside).astype(np.float32)
+            left = np.take(feat, self._idx1[c], axis=1) - np.take(feat, self._idx2[c], axis=1) > self._thresh[c]
+            left = left.reshape(n, trees, splits)
+            if self._table is not None:
+                leaf = self._table[left @ self._bits]  # (N, T)
+            else:
+                node = np.zeros((n, trees), np.int64)
+                for _ in range(int(np.log2(splits + 1))):
+                    node = 2 * node + 2 - np.take_along_axis(left, node[..., None], axis=2)[..., 0]
+                leaf = node - splits
+            picked = np.take(self._leaves[c], self._leaf_base + leaf, axis=0)  # (N, T, 2P)
+            # dlib adds the leaves one tree at a time in float32: a cumsum along a contiguous
+            # axis is that sequential sum (np.sum would add pairwise and round differently)
+            terms = np.empty((n, 2 * parts, trees + 1), np.float32)
+            terms[:, :, 0] = shape.transpose(0, 2, 1).reshape(n, -1)
+            terms[:, :, 1:] = picked.transpose(0, 2, 1)
+            shape = terms.cumsum(axis=2, dtype=np.float32)[..., -1].reshape(n, parts, 2).transpose(0, 2, 1)
         out = _round(extent * shape.astype(np.float64) + origin)
-        return out.astype(np.float32)
+        return out.transpose(0, 2, 1).astype(np.float32)
 
 
 __all__ = ["ShapeModel", "ShapePredictor", "load_shape_model", "read_shape_predictor"]

@@ -156,6 +156,22 @@ def _check(m: ShapeModel, r: DlibReader) -> None:
             raise r.error(f"a split {name} is outside the {features} feature pixels")
 
 
+def count_parts(path: str | Path) -> int:
+    """Landmarks of the predictor in ``path``, from its first bytes (the initial shape's size).
+
+    Raises:
+        ModelLoadError: the file is missing or does not start like a shape predictor.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read shape predictor file {path}: {exc}") from exc
+    r = DlibReader(head, 0, str(path))
+    r.expect_int(1, what="shape_predictor version")
+    return abs(r.read_int("initial shape rows") * r.read_int("initial shape cols")) // 2
+
+
 def _file_digest(path: Path) -> str:
     digest = hashlib.sha1(f"shape-converter-{CONVERTER_VERSION}:".encode())
     digest.update(path.read_bytes())
@@ -301,4 +317,4 @@ class ShapePredictor:
         return out.transpose(0, 2, 1).astype(np.float32)
 
 
-__all__ = ["ShapeModel", "ShapePredictor", "load_shape_model", "read_shape_predictor"]
+__all__ = ["ShapeModel", "ShapePredictor", "count_parts", "load_shape_model", "read_shape_predictor"]

@@ -141,7 +141,7 @@ class DlibChipAligner(Aligner):
         chip_backend: ``"opencv"`` (default) cuts the chips with :mod:`faceprint.dlib_chip`
             (dlib's geometry and pyramid, OpenCV sampling, no GIL held; equal to dlib's chips
             but for about 1 value in 20,000 off by one); ``"dlib"`` calls
-            ``dlib.get_face_chips`` (bit-identical; needs the ``[dlib]`` extra).
+            ``dlib.get_face_chip`` per face (bit-identical; needs the ``[dlib]`` extra).
         predictor_backend: ``"numpy"`` (the port), ``"dlib"`` (``dlib.shape_predictor``; needs
             the ``[dlib]`` extra) or ``"auto"`` (default): the port for 5-point files, dlib for
             others (the 68-point file is 100 MB of packed floats the port does not convert).
@@ -253,8 +253,8 @@ class DlibChipAligner(Aligner):
             dlib = import_dlib("chip_backend='dlib'")
             shapes = [dlib.full_object_detection(dlib.rectangle(0, 0, 1, 1), [dlib.point(*map(round, p)) for p in pts])
                       for pts in points]
-            chips = np.stack([np.asarray(c) for c in dlib.get_face_chips(rgb, dlib.full_object_detections(shapes),
-                                                                        TEMPLATES[self.template], self.padding)])
+            chips = np.stack([np.asarray(dlib.get_face_chip(rgb, s, TEMPLATES[self.template], self.padding))
+                              for s in shapes])  # one at a time: a face's chip never depends on the others
         else:
             chips = cut_chips(rgb, rects)
         extras = dict(faces.extras, dlib_shape5=points)

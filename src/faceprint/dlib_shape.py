@@ -245,6 +245,7 @@ class ShapePredictor:
         self._leaves = np.ascontiguousarray(model.leaves.reshape(cascades, -1, model.leaves.shape[-1]))
         self._anchor = np.ascontiguousarray(model.anchor, dtype=np.intp)
         self._deltas = np.ascontiguousarray(model.deltas.transpose(0, 2, 1))  # (C, 2, F)
+        self._deltas_perp = np.ascontiguousarray(np.stack([-self._deltas[:, 1], self._deltas[:, 0]], axis=1))
         self._leaf_base = np.arange(trees) * (splits + 1)
         self._table = _leaf_table(splits) if splits <= 16 else None
         self._bits = (1 << np.arange(splits)).astype(np.int64)
@@ -287,10 +288,9 @@ class ShapePredictor:
         cascades, trees, splits = m.idx1.shape
         for c in range(cascades):
             ab = (shape.transpose(0, 2, 1).reshape(n, -1).astype(np.float64) @ self._basis).astype(np.float32)
-            a, b = ab[:, 0, None, None], ab[:, 1, None, None]
-            dx, dy = self._deltas[c, 0], self._deltas[c, 1]
             # tform * delta + anchor point, in float32 as dlib: x' = a dx - b dy, y' = b dx + a dy
-            rot = np.stack([a[:, 0] * dx - b[:, 0] * dy, b[:, 0] * dx + a[:, 0] * dy], axis=1)  # (N, 2, F)
+            # (as a (dx, dy) + b (-dy, dx): the same roundings, a sum of two products)
+            rot = ab[:, 0, None, None] * self._deltas[c] + ab[:, 1, None, None] * self._deltas_perp[c]  # (N, 2, F)
             pts = rot + np.take(shape, self._anchor[c], axis=2)
             xy = _round(extent * pts.astype(np.float64) + origin)  # whole image pixels, (N, 2, F)
             inside = ((xy >= 0) & (xy < limit)).all(axis=1)

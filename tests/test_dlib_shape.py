@@ -225,6 +225,28 @@ def test_verify_runs_without_dlib() -> None:
     assert json.loads(other.stdout)["match"] is False
 
 
+def test_enroll_and_identify_without_dlib(tmp_path: Path) -> None:
+    """Enroll in one process and identify in another (the gallery reopened), dlib hidden in both."""
+    knn = shared("people", "knn_examples")
+    cli = "from faceprint.cli import main\nsys.argv[0] = 'faceprint'\nmain()\n"
+    db = str(tmp_path / "gallery.db")
+    enroll = _run(cli, "enroll", "--db", db, "--from-folders", str(knn / "train"))
+    assert enroll.returncode == 0, enroll.stderr
+    found = _run(cli, "identify", "--json", "--db", db, str(knn / "test" / "obama_and_biden.jpg"))
+    assert found.returncode == 0, found.stderr
+    names = [f["name"] for f in json.loads(found.stdout)[0]["faces"]]
+    assert {"obama", "biden"} <= set(names), names
+
+
+def test_dlib_stays_out_of_the_core_dependencies() -> None:
+    import tomllib
+
+    project = tomllib.loads((SRC.parent / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("dlib")]
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("dlib-bin") for d in extras["dlib"]) and any(d.startswith("dlib-bin") for d in extras["test"])
+
+
 def test_dlib_only_features_name_the_extra_without_dlib() -> None:
     cli = "from faceprint.cli import main\nsys.argv[0] = 'faceprint'\nmain()\n"
     proc = _run(cli, "detect", "--detector", "hog", str(shared("people", "obama.jpg")))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceprint import ConfigError, Faces, ModelLoadError, load_image
+from faceprint import ConfigError, ModelLoadError, load_image
 from faceprint.align import DlibChipAligner
 from faceprint.cache import package_file
 from faceprint.dlib_shape import ShapePredictor, count_parts, load_shape_model, read_shape_predictor
@@ -191,7 +191,7 @@ def _run(code: str, *args: str) -> subprocess.CompletedProcess:
     """Python ``code`` in a fresh process with ``import dlib`` failing (as without the extra)."""
     env = dict(os.environ, PYTHONPATH=str(SRC))
     block = "import sys; sys.modules['dlib'] = None\n"  # `import dlib` now raises ImportError
-    return subprocess.run([sys.executable, "-c", block + code, *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-c", block + code, *args], capture_output=True, text=True, env=env, check=False,
                           timeout=600)
 
 

@@ -262,3 +262,14 @@ def test_dlib_only_features_name_the_extra_without_dlib() -> None:
                "except ModelLoadError as exc:\n"
                "    print(exc)\n")
     assert lib.returncode == 0 and "faceprint[dlib]" in lib.stdout, lib.stderr
+
+
+def test_aligner_backends_give_the_same_points() -> None:
+    pytest.importorskip("dlib", reason="compares with dlib's backend (pip install 'faceprint[dlib]')")
+    rgb = load_image(shared("people", "two_people.jpg"))
+    boxes = np.array([[100, 80, 400, 380], [600, 120, 850, 370]], np.float32)
+    port, theirs = DlibChipAligner(), DlibChipAligner(predictor_backend="dlib")
+    assert port._backend() == "numpy" and theirs._backend() == "dlib"
+    np.testing.assert_array_equal(port.predict_points(rgb, boxes), theirs.predict_points(rgb, boxes))
+    for aligner in (port, theirs):
+        assert aligner.predict_points(rgb, np.zeros((0, 4))).shape == (0, 5, 2)

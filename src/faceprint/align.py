@@ -222,8 +222,12 @@ class DlibChipAligner(Aligner):
         predictor = self.predictor
         ltrb = self._ltrb(boxes_xyxy)
         if not hasattr(predictor, "predict"):  # dlib's
-            return np.array([[(p.x, p.y) for p in s.parts()] for s in self.shapes(rgb, boxes_xyxy)],
-                            dtype=np.float32).reshape(len(ltrb), -1, 2)
+            pts = [[(p.x, p.y) for p in s.parts()] for s in self.shapes(rgb, boxes_xyxy)]
+            if not pts:
+                from .dlib_shape import count_parts
+
+                return np.zeros((0, count_parts(self._path()), 2), np.float32)
+            return np.array(pts, dtype=np.float32)
         return predictor.predict(rgb, ltrb)
 
     def shapes(self, rgb: np.ndarray, boxes_xyxy: np.ndarray) -> list[Any]:
@@ -232,9 +236,9 @@ class DlibChipAligner(Aligner):
         Raises:
             ConfigError: the predictor is the numpy port (use :meth:`predict_points`).
         """
-        dlib = import_dlib("dlib's shape predictor")
         if hasattr(self.predictor, "predict"):
             raise ConfigError("shapes() returns dlib objects: use predictor_backend='dlib', or predict_points()")
+        dlib = import_dlib("dlib's shape predictor")
         return [self.predictor(rgb, dlib.rectangle(*map(int, r))) for r in self._ltrb(boxes_xyxy)]
 
     def points(self, rgb: np.ndarray, faces: Faces) -> np.ndarray:

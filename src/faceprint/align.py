@@ -3,8 +3,9 @@
 Two templates:
 
 - ``"dlib_150"``: the 150x150 chip dlib's ResNet was trained on. dlib's 5-point shape
-  predictor runs on each detected box, and dlib's own chip extractor
-  (``get_face_chip(img, shape, 150, 0.25)``) cuts the chip, so chips are identical to dlib's.
+  predictor runs on each detected box and dlib's chip extractor
+  (``get_face_chip(img, shape, 150, 0.25)``) cuts the chip, both ported (no dlib import), so
+  points equal dlib's and chips dlib's but for rare off-by-one values.
 - ``"arcface_112"``: a 5-point similarity transform from the detector's landmarks onto the
   112x112 ArcFace template, used by most ONNX embedders.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .dlib_extra import import_dlib
 from .errors import ConfigError
 from .image import ImageInput, load_image
 from .spec import TEMPLATES
@@ -125,46 +127,77 @@ class TemplateAligner(Aligner):
 class DlibChipAligner(Aligner):
     """dlib's 5-point shape predictor on each box, then dlib's 150x150 face chip (padding 0.25).
 
-    The predictor's points are stored in ``faces.extras["dlib_shape5"]`` of the result.
+    Neither step needs dlib by default: the predictor is :mod:`faceprint.dlib_shape`'s port
+    (read from the ``.dat`` file, points equal to dlib's) and the chips are cut by
+    :mod:`faceprint.dlib_chip`. The predictor's points are stored in
+    ``faces.extras["dlib_shape5"]`` of the result.
 
     Args:
-        predictor_path: a dlib 5-point ``.dat``; defaults to the one shipped in
-            ``face-recognition-models``.
+        predictor_path: a dlib shape predictor ``.dat``; defaults to the 5-point one shipped
+            in ``face-recognition-models``.
         padding: dlib's chip padding (0.25 is what the ResNet was trained with).
         box_from_landmarks: give the predictor HOG-like boxes built from the detector's
             landmarks rather than the detector's own boxes (see :func:`dlib_box_from_landmarks`).
         chip_backend: ``"opencv"`` (default) cuts the chips with :mod:`faceprint.dlib_chip`
             (dlib's geometry and pyramid, OpenCV sampling, no GIL held; equal to dlib's chips
             but for about 1 value in 20,000 off by one); ``"dlib"`` calls
-            ``dlib.get_face_chips`` (bit-identical, ~0.3 ms more per image on LFW).
+            ``dlib.get_face_chip`` per face (bit-identical; needs the ``[dlib]`` extra).
+        predictor_backend: ``"numpy"`` (the port), ``"dlib"`` (``dlib.shape_predictor``; needs
+            the ``[dlib]`` extra) or ``"auto"`` (default): the port for 5-point files, dlib for
+            others (the 68-point file is 100 MB of packed floats the port does not convert).
 
     Raises:
-        ConfigError: unknown ``chip_backend``.
+        ConfigError: unknown ``chip_backend`` or ``predictor_backend``.
     """
 
     template = "dlib_150"
     CHIP_BACKENDS = ("opencv", "dlib")
+    PREDICTOR_BACKENDS = ("auto", "numpy", "dlib")
 
     def __init__(self, predictor_path: str | None = None, padding: float = 0.25, box_from_landmarks: bool = True,
-                 chip_backend: str = "opencv") -> None:
+                 chip_backend: str = "opencv", predictor_backend: str = "auto") -> None:
         if chip_backend not in self.CHIP_BACKENDS:
             raise ConfigError(f"chip_backend must be one of {self.CHIP_BACKENDS}, got {chip_backend!r}")
+        if predictor_backend not in self.PREDICTOR_BACKENDS:
+            raise ConfigError(f"predictor_backend must be one of {self.PREDICTOR_BACKENDS}, got {predictor_backend!r}")
         self.predictor_path = predictor_path
         self.padding = float(padding)
         self.box_from_landmarks = bool(box_from_landmarks)
         self.chip_backend = chip_backend
+        self.predictor_backend = predictor_backend
         self._predictor: Any = None
+
+    def _path(self) -> str:
+        from .cache import package_file
+
+        return str(self.predictor_path or package_file(
+            "face_recognition_models", "models/shape_predictor_5_face_landmarks.dat", "face-recognition-models"))
+
+    def _backend(self) -> str:
+        """``predictor_backend`` with ``"auto"`` resolved from the file's part count."""
+        if self.predictor_backend != "auto":
+            return self.predictor_backend
+        from .dlib_shape import count_parts
+
+        return "numpy" if count_parts(self._path()) == 5 else "dlib"
 
     @property
     def predictor(self) -> Any:
+        """The loaded predictor: a :class:`~faceprint.dlib_shape.ShapePredictor`, or a
+        ``dlib.shape_predictor`` for the dlib backend.
+
+        Raises:
+            ModelLoadError: the file is missing or malformed, or the dlib backend is used
+                without dlib installed.
+        """
         if self._predictor is None:
-            import dlib
+            path = self._path()
+            if self._backend() == "dlib":
+                self._predictor = import_dlib("dlib's shape predictor").shape_predictor(path)
+            else:
+                from .dlib_shape import ShapePredictor
 
-            from .cache import package_file
-
-            path = self.predictor_path or package_file(
-                "face_recognition_models", "models/shape_predictor_5_face_landmarks.dat", "face-recognition-models")
-            self._predictor = dlib.shape_predictor(str(path))
+                self._predictor = ShapePredictor.from_file(path)
         return self._predictor
 
     def predictor_boxes(self, faces: Faces) -> np.ndarray:
@@ -177,22 +210,43 @@ class DlibChipAligner(Aligner):
                 boxes[has] = dlib_box_from_landmarks(faces.landmarks[has])
         return boxes
 
-    def shapes(self, rgb: np.ndarray, boxes_xyxy: np.ndarray) -> list[Any]:
-        """dlib ``full_object_detection`` (5 points) for each ``xyxy`` box."""
-        import dlib
+    @staticmethod
+    def _ltrb(boxes_xyxy: np.ndarray) -> np.ndarray:
+        """Whole-pixel ``dlib.rectangle`` corners (right and bottom inclusive) of ``xyxy`` boxes."""
+        ltrb = np.round(np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)).astype(np.int64)
+        ltrb[:, 2:] -= 1
+        return ltrb
 
-        out = []
-        for x1, y1, x2, y2 in np.round(boxes_xyxy).astype(int):
-            out.append(self.predictor(rgb, dlib.rectangle(int(x1), int(y1), int(x2) - 1, int(y2) - 1)))
-        return out
+    def predict_points(self, rgb: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """``(N, P, 2)`` float32 predictor points (whole pixels) for each ``xyxy`` box."""
+        predictor = self.predictor
+        ltrb = self._ltrb(boxes_xyxy)
+        if not hasattr(predictor, "predict"):  # dlib's
+            pts = [[(p.x, p.y) for p in s.parts()] for s in self.shapes(rgb, boxes_xyxy)]
+            if not pts:
+                from .dlib_shape import count_parts
+
+                return np.zeros((0, count_parts(self._path()), 2), np.float32)
+            return np.array(pts, dtype=np.float32)
+        return predictor.predict(rgb, ltrb)
+
+    def shapes(self, rgb: np.ndarray, boxes_xyxy: np.ndarray) -> list[Any]:
+        """dlib ``full_object_detection`` for each ``xyxy`` box (dlib backend only).
+
+        Raises:
+            ConfigError: the predictor is the numpy port (use :meth:`predict_points`).
+        """
+        if hasattr(self.predictor, "predict"):
+            raise ConfigError("shapes() returns dlib objects: use predictor_backend='dlib', or predict_points()")
+        dlib = import_dlib("dlib's shape predictor")
+        return [self.predictor(rgb, dlib.rectangle(*map(int, r))) for r in self._ltrb(boxes_xyxy)]
 
     def points(self, rgb: np.ndarray, faces: Faces) -> np.ndarray:
         """``(N, 5, 2)`` predictor points; reused from ``faces.extras["dlib_shape5"]`` when
         present (e.g. the HOG detector already ran the predictor)."""
         if "dlib_shape5" in faces.extras:
             return np.asarray(faces.extras["dlib_shape5"], np.float32)
-        shapes = self.shapes(rgb, self.predictor_boxes(faces))
-        return np.array([[(p.x, p.y) for p in s.parts()] for s in shapes], dtype=np.float32).reshape(-1, 5, 2)
+        return self.predict_points(rgb, self.predictor_boxes(faces)).reshape(-1, 5, 2)
 
     def _align(self, rgb: np.ndarray, faces: Faces) -> AlignedFaces:
         from .dlib_chip import chip_rects, cut_chips, image_to_chip
@@ -200,12 +254,11 @@ class DlibChipAligner(Aligner):
         points = self.points(rgb, faces)
         rects = chip_rects(points, TEMPLATES[self.template], self.padding)
         if self.chip_backend == "dlib":
-            import dlib
-
+            dlib = import_dlib("chip_backend='dlib'")
             shapes = [dlib.full_object_detection(dlib.rectangle(0, 0, 1, 1), [dlib.point(*map(round, p)) for p in pts])
                       for pts in points]
-            chips = np.stack([np.asarray(c) for c in dlib.get_face_chips(rgb, dlib.full_object_detections(shapes),
-                                                                        TEMPLATES[self.template], self.padding)])
+            chips = np.stack([np.asarray(dlib.get_face_chip(rgb, s, TEMPLATES[self.template], self.padding))
+                              for s in shapes])  # one at a time: a face's chip never depends on the others
         else:
             chips = cut_chips(rgb, rects)
         extras = dict(faces.extras, dlib_shape5=points)
@@ -213,7 +266,8 @@ class DlibChipAligner(Aligner):
         return AlignedFaces(chips.astype(np.uint8), self.template, out_faces, image_to_chip(rects.maps()))
 
     def describe(self) -> dict[str, Any]:
-        return {"template": self.template, "padding": self.padding, "chip_backend": self.chip_backend}
+        return {"template": self.template, "padding": self.padding, "chip_backend": self.chip_backend,
+                "predictor_backend": self.predictor_backend}
 
 
 def create_aligner(template: str) -> Aligner:

@@ -10,8 +10,9 @@ conversion. On LFW chips this matches dlib's to the pixel except about 1 value i
 that differs by 1 (OpenCV quantises sample positions to 1/32 pixel).
 
 When the chip is much smaller than the face (the rectangle is more than twice the chip's
-side) dlib samples from a 2x image pyramid of its own; here the region is area-downscaled
-by the same power of two instead, so those chips are close to dlib's but not identical.
+side) dlib samples from a 2x image pyramid (``pyramid_down<2>``) of the region the chip
+covers; :func:`cut_chips` builds the same pyramid, per face, so a face's chip does not
+depend on the other faces in the photo (as with ``dlib.get_face_chip``).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def _pyramid_down(img: np.ndarray) -> np.ndarray:
 
 
 def cut_chips(rgb: np.ndarray, rects: ChipRects) -> np.ndarray:
-    """Sample ``(N, size, size, 3)`` uint8 chips of ``rgb`` like dlib's ``get_face_chips``.
+    """Sample ``(N, size, size, 3)`` uint8 chips of ``rgb`` like dlib's ``get_face_chip``, one per rect.
 
     Bilinear on float pixels, truncated to uint8; a sample whose 2x2 neighbourhood is not
     inside the (sub-)image is black. Chips much smaller than their rectangle are sampled from
@@ -141,6 +142,14 @@ def cut_chips(rgb: np.ndarray, rects: ChipRects) -> np.ndarray:
         down[more] = _rect_down(down[more])
         depth += more
         grow[more] = grow[more] * 2 + 2
+    if n > 1 and depth.any():
+        # dlib builds its pyramid on the region all chips of one call cover, so a pyramid chip
+        # would depend on the other faces of the photo; each face is cut alone instead, like
+        # ``dlib.get_face_chip`` and ``compute_face_descriptor(img, shape)`` (face_recognition)
+        for i in range(n):
+            one = ChipRects(rects.centre[i:i + 1], rects.width[i:i + 1], rects.angle[i:i + 1], size)
+            out[i] = cut_chips(rgb, one)[0]
+        return out
     maps = rects.maps()
     corners = np.einsum("nij,kj->nki", maps[:, :, :2], _corners(size)) + maps[:, None, :, 2]
     lo = np.maximum(corners.min(1) - grow[:, None], 0)

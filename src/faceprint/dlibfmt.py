@@ -182,5 +182,61 @@ class DlibReader:
         values = [self.read_double(what) for _ in range(rows * cols)]
         return np.asarray(values, dtype=np.float64).reshape(rows, cols)
 
+    def read_int_stream(self, what: str = "integers") -> np.ndarray:
+        """Every packed integer from the current offset to the end of the buffer, at once.
 
-__all__ = ["DlibReader"]
+        For files made only of integers and float_details (shape predictors): the token
+        starts are found by pointer doubling over the whole buffer (each byte's "next token"
+        offset, squared ~log2(tokens) times), then all magnitudes are decoded together, so
+        millions of values take about a second rather than a minute of :meth:`read_int` calls.
+
+        Returns:
+            ``(K,)`` int64 values, in file order. The offset moves to the end of the buffer.
+        """
+        buf = np.frombuffer(self.data, np.uint8)
+        end = len(buf)
+        if self.offset >= end:
+            return np.zeros(0, np.int64)
+        nxt = np.minimum(np.arange(1, end + 1, dtype=np.int64) + (buf & 0x0F), end).astype(np.int32)
+        jump = np.append(nxt, np.int32(end))  # position ``end`` is absorbing
+        starts = np.array([self.offset], np.int32)
+        while starts[-1] < end:
+            starts = np.concatenate([starts, jump[starts]])
+            jump = jump[jump]
+        starts = starts[starts < end].astype(np.int64)
+        control = buf[starts]
+        size = (control & 0x0F).astype(np.int64)
+        bad = np.nonzero((size == 0) | (size > 8) | (control & 0x70 != 0))[0]
+        if bad.size:
+            raise self.error(f"bad control byte 0x{control[bad[0]]:02x} for {what}", int(starts[bad[0]]))
+        if starts[-1] + 1 + size[-1] != end:
+            raise self.error(f"unexpected end of file reading {what}", int(starts[-1]))
+        magnitude = np.zeros(len(starts), np.uint64)
+        for k in range(8):
+            has = size > k
+            magnitude[has] |= buf[starts[has] + 1 + k].astype(np.uint64) << np.uint64(8 * k)
+        if (magnitude > np.uint64(2**63 - 1)).any():
+            raise self.error(f"an integer of {what} does not fit in 63 bits")
+        values = magnitude.astype(np.int64)
+        self.offset = end
+        return np.where(control & 0x80 != 0, -values, values)
+
+
+def doubles_from_details(mantissa: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """float64 values of float_details ``(mantissa, exponent)`` pairs (vectorised :meth:`DlibReader.read_double`).
+
+    Raises:
+        ModelLoadError: an exponent is neither in int16 range nor one of the special values.
+    """
+    mantissa, exponent = np.asarray(mantissa, np.int64), np.asarray(exponent, np.int64)
+    special = exponent >= _EXP_INF
+    if ((exponent > _EXP_NAN) | (exponent < -32768)).any():
+        raise ModelLoadError("malformed dlib float: exponent out of int16 range")
+    out = np.ldexp(mantissa.astype(np.float64), np.where(special, 0, exponent).astype(np.int32))
+    out[exponent == _EXP_INF] = math.inf
+    out[exponent == _EXP_NINF] = -math.inf
+    out[exponent == _EXP_NAN] = math.nan
+    return out
+
+
+__all__ = ["DlibReader", "doubles_from_details"]

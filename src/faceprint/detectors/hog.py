@@ -1,4 +1,4 @@
-"""dlib's HOG + linear SVM frontal face detector (from dlib-bin)."""
+"""dlib's HOG + linear SVM frontal face detector (dlib-bin: the ``[dlib]`` extra)."""
 
 from __future__ import annotations
 
@@ -35,12 +35,11 @@ class HogDetector(Detector):
         self._aligner: Any = None
 
     def _detect(self, rgb: np.ndarray) -> Faces:
-        import dlib
-
         from ..align import DlibChipAligner
+        from ..dlib_extra import import_dlib
 
         if self._detector is None:
-            self._detector = dlib.get_frontal_face_detector()
+            self._detector = import_dlib("the HOG detector (--detector hog)").get_frontal_face_detector()
             self._aligner = DlibChipAligner()
         rects, margins, _ = self._detector.run(rgb, self.upsample, self.threshold)
         if len(rects) == 0:
@@ -49,8 +48,7 @@ class HogDetector(Detector):
         xyxy = np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects], np.float32)
         xyxy = np.clip(xyxy, 0, [w, h, w, h])
         faces = Faces(xyxy, 1.0 / (1.0 + np.exp(-np.asarray(margins))), np.zeros((len(rects), 5, 2)))
-        shapes = self._aligner.shapes(rgb, faces.xyxy)
-        pts = np.array([[(p.x, p.y) for p in s.parts()] for s in shapes], dtype=np.float64)
+        pts = self._aligner.predict_points(rgb, faces.xyxy).astype(np.float64)
         # dlib 5-point order: 0,1 = image-right eye corners, 2,3 = image-left eye corners, 4 = nose
         eyes_nose = np.stack([pts[:, 2:4].mean(1), pts[:, 0:2].mean(1), pts[:, 4]], axis=1)
         faces.landmarks = estimate_mouth(eyes_nose)

@@ -40,10 +40,68 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
             f"warning: {' '.join(str(message).split())}", err=True)
 
 
+#: Optional modules: ``{module: (PyPI package, {command: extra}, default extra)}`` for the message
+#: a command prints when the base install lacks them.
+OPTIONAL_MODULES: dict[str, tuple[str, dict[str, str], str]] = {
+    "sklearn": ("scikit-learn", {"cluster": "collections", "train": "train"}, "eval"),
+    "scipy": ("scipy", {"cluster": "collections"}, "eval"),
+    "matplotlib": ("matplotlib", {"train": "train"}, "eval"),
+    "torch": ("torch", {}, "train"),
+    "fastapi": ("fastapi", {}, "service"),
+    "uvicorn": ("uvicorn", {}, "service"),
+    "multipart": ("python-multipart", {}, "service"),
+    "prometheus_client": ("prometheus-client", {}, "service"),
+    "usearch": ("usearch", {"cluster": "collections", "index": "collections"}, "scale"),
+    "pymilvus": ("pymilvus", {}, "scale"),
+    "milvus_lite": ("milvus-lite", {}, "scale"),
+    "psycopg": ("psycopg", {}, "postgres"),
+    "pgvector": ("pgvector", {}, "postgres"),
+    "ray": ("ray", {}, "ray"),
+}
+
+#: Exit code when a command needs an optional extra that is not installed.
+EXIT_MISSING_EXTRA = 8
+
+
+def missing_extra_message(module: str | None, command: str | None) -> str | None:
+    """``"<command> needs <package>: pip install 'faceprint[<extra>]'"`` for an optional module, else
+    None; ``command`` is the command path after the program name (``"eval cluster"``)."""
+    entry = OPTIONAL_MODULES.get((module or "").split(".")[0])
+    if entry is None:
+        return None
+    package, by_command, default = entry
+    extra = by_command.get((command or "").split(" ")[-1], default)
+    who = f"`faceprint {command}`" if command else "this command"
+    return f"{who} needs {package}, which the base install leaves out: pip install 'faceprint[{extra}]'"
+
+
+def _command_name() -> str | None:
+    """The running command's path after the program name (``"eval cluster"``), from the CLI
+    framework's context (Typer >= 0.20 vendors click as ``typer._click``)."""
+    import importlib
+
+    for module in ("typer._click.globals", "click"):
+        try:
+            ctx = importlib.import_module(module).get_current_context(silent=True)
+        except (ImportError, AttributeError):
+            continue
+        if ctx is not None:
+            return " ".join(ctx.command_path.split(" ")[1:]) or None
+    return None
+
+
 def _run(fn: Callable[[], Any]) -> None:
     """Run a command body; map errors to one line on stderr and an exit code."""
     try:
         fn()
+    except ModuleNotFoundError as exc:
+        message = missing_extra_message(exc.name, _command_name())
+        if message is None:
+            _unexpected(exc)
+        if _state["debug"]:
+            traceback.print_exc()
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(EXIT_MISSING_EXTRA) from None
     except FaceprintError as exc:
         if _state["debug"]:
             traceback.print_exc()
@@ -55,10 +113,14 @@ def _run(fn: Callable[[], Any]) -> None:
         typer.echo("error: interrupted", err=True)
         raise typer.Exit(130) from None
     except Exception as exc:  # unexpected: still one line unless --debug
-        if _state["debug"]:
-            traceback.print_exc()
-        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (use --debug for a traceback)", err=True)
-        raise typer.Exit(1) from None
+        _unexpected(exc)
+
+
+def _unexpected(exc: BaseException) -> None:
+    if _state["debug"]:
+        traceback.print_exc()
+    typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (use --debug for a traceback)", err=True)
+    raise typer.Exit(1) from None
 
 
 def _emit(data: Any) -> None:

@@ -202,3 +202,21 @@ def test_page_browses_renames_and_deletes_people(page: Any, live_server: Any) ->
 
     people = httpx.get(live_server.url + "/v1/people", headers=live_server.service.headers("read")).json()
     assert [(p["name"], p["samples"]) for p in people] == [("barack", 2)]
+
+
+def test_api_docs_render_offline_from_this_server_only(browser: Any, live_server: Any) -> None:
+    """/docs draws the OpenAPI description with Swagger UI served by faceprint itself: every
+    request the page makes goes to this server (it used to fetch Swagger UI from a CDN)."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    hosts: list[str] = []
+    failed: list[str] = []
+    page.on("request", lambda r: hosts.append(r.url.split("/")[2]))
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 and "favicon" not in r.url else None)
+    page.goto(live_server.url + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title:has-text('faceprint')")
+    page.wait_for_selector(".opblock-summary-path:has-text('/v1/identify')")
+    assert set(hosts) == {live_server.url.split("/")[2]}, set(hosts)
+    assert not failed, failed
+    context.close()

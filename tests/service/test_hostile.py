@@ -229,3 +229,10 @@ def test_a_jpeg_over_the_pixel_limit_is_decoded_reduced_with_boxes_in_its_own_pi
         big.save(buf, "PNG")  # no reduced decode for PNG: refused from its header
         r = c.post("/v1/detect", files={"image": ("p.png", buf.getvalue())}, headers=svc.headers("read"))
         assert "pixel limit" in _problem(r, 413)["detail"]
+
+
+def test_docs_assets_are_an_allowlist(client) -> None:
+    assert client.get("/docs").status_code == 200 and "swagger-ui-bundle.js" in client.get("/docs").text
+    assert client.get("/docs/assets/swagger-ui.css").status_code == 200
+    for name in ("index.css", "..%2F..%2Fsecrets", "swagger-ui.js.map"):
+        assert client.get(f"/docs/assets/{name}").status_code == 404

@@ -24,6 +24,13 @@ _PAGE_HEADERS = {
 }
 
 
+#: The API docs page: Swagger UI's files come from the swagger-ui-bundle-v2 package, served here (no CDN);
+#: Swagger UI sets inline styles, so only styles may be inline.
+_DOCS_HEADERS = {**_PAGE_HEADERS, "Content-Security-Policy": _PAGE_HEADERS["Content-Security-Policy"].replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'")}
+SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css")
+
+
 def build_pipeline(settings: ServiceSettings) -> Any:
     """Detector + embedder + aligner, loaded now; one ONNX thread per session (the pool runs them side by side)."""
     import numpy as np
@@ -84,7 +91,7 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
         yield
         state.jobs.shutdown()
 
-    app = FastAPI(title="faceprint", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan,
+    app = FastAPI(title="faceprint", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Face detection, embedding, verification and identification. Every endpoint except "
                               "/healthz needs an API key (`faceprint keys create`) sent as `Authorization: Bearer "
                               "KEY` or `X-API-Key: KEY`. Errors are RFC 7807 problem details "
@@ -124,6 +131,22 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
         if "/" in name or name.startswith(".") or not (static / name).is_file():
             raise NotFound(f"no page file {name!r}")
         return FileResponse(str(static / name), headers=_PAGE_HEADERS)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Any:
+        return FileResponse(str(static / "docs.html"), headers=_DOCS_HEADERS)
+
+    @app.get("/docs/assets/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> Any:
+        from .problems import NotFound
+
+        if name not in SWAGGER_ASSETS:
+            raise NotFound(f"no docs asset {name!r}")
+        try:
+            from swagger_ui_bundle import swagger_ui_path
+        except ImportError:
+            raise NotFound("the API docs page needs swagger-ui-bundle-v2: pip install 'faceprint[service]'") from None
+        return FileResponse(str(swagger_ui_path / name), headers=_DOCS_HEADERS)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(KeyGate, auth=state.auth, routes=app.router.routes)  # outside BodyLimit: no key, no body read

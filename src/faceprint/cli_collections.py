@@ -11,11 +11,12 @@ import typer
 
 from .cli import DetectorOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app, eval_app
 from .cli_gallery import _people_state, people_app, people_db
+from .collections.clustering import DEFAULT_CLUSTERER
 from .errors import ConfigError, FaceprintError
 from .progress import progress_bar
 
 IndexDbOpt = typer.Option(..., "--db", help="SQLite database of the photo index (shared with the gallery).")
-AlgorithmOpt = typer.Option("hdbscan", "--algorithm",
+AlgorithmOpt = typer.Option(DEFAULT_CLUSTERER, "--algorithm",
                             help="hdbscan (default), chinese_whispers, agglomerative, dbscan or kmeans.")
 ThresholdOpt = typer.Option(None, "--threshold", help="Distance threshold (default: chosen per algorithm and "
                                                       "model, see the README, Photo collections).")

@@ -62,3 +62,13 @@ def test_cluster_job_on_an_empty_index(client, service) -> None:
     r = client.post("/v1/cluster", headers=service.headers("admin"), json={})
     job = wait_job(client, service.headers("read"), r.json()["id"])
     assert job["status"] == "done" and job["result"]["clusters"] == [] and job["result"]["noise"] == []
+
+
+def test_cluster_job_defaults_to_the_cli_algorithm(client, indexed) -> None:
+    """A job with no settings clusters like `faceprint cluster` with none (hdbscan)."""
+    from faceprint.cli_collections import AlgorithmOpt
+
+    r = client.post("/v1/cluster", headers=indexed.headers("admin"), json={})
+    job = wait_job(client, indexed.headers("read"), r.json()["id"])
+    assert job["status"] == "done", job
+    assert job["params"]["algorithm"] == AlgorithmOpt.default == "hdbscan"

@@ -7,6 +7,7 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
+from ..collections.clustering import DEFAULT_CLUSTERER
 from .keys import ApiKey
 from .problems import BadRequest, NotFound, problem_responses
 from .state import get_state, needs
@@ -15,7 +16,8 @@ router = APIRouter(prefix="/v1", tags=["collections"])
 
 
 class ClusterRequest(BaseModel):
-    algorithm: str = Field("chinese_whispers", description="chinese_whispers, agglomerative, dbscan, hdbscan or kmeans.")
+    algorithm: str = Field(DEFAULT_CLUSTERER, description="hdbscan (default, as `faceprint cluster`), chinese_whispers, "
+                                                          "agglomerative, dbscan or kmeans.")
     threshold: Optional[float] = Field(None, gt=0, description="Distance threshold (default: the model's FAR 1e-3 one).")
     n_clusters: Optional[int] = Field(None, ge=1, description="kmeans: number of people (agglomerative: cut at k).")
     min_cluster_size: Optional[int] = Field(None, ge=2, description="hdbscan: smallest cluster.")

@@ -10,6 +10,7 @@ up to date with :func:`migrate`, which runs the missing migrations in order insi
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +18,21 @@ from .errors import GalleryError
 
 #: Milliseconds a connection waits for another writer before failing (convention: >= 5000).
 BUSY_TIMEOUT_MS = 10_000
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode = WAL``, retried for up to the busy timeout: SQLite answers "database
+    is locked" at once, without its busy handler, while another process is switching a fresh
+    file to WAL (two enrollers starting on one new database)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -39,7 +55,7 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
                                    check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _set_wal(conn)
             conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()

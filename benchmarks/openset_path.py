@@ -157,8 +157,8 @@ def tune(paths: list[Path], names: list[str], records: list[dict[str, Any]], pri
     from faceprint.gallery.scoring import phantom_faces
 
     part = openset_parts(names, 0)
-    idx = [i for i, n in enumerate(names) if i in set(part.enroll) | set(part.queries) |
-           set(part.strangers) | set(part.distractors) and len(records[i]["faces"])]
+    in_part = set(part.enroll) | set(part.queries) | set(part.strangers) | set(part.distractors)
+    idx = [i for i in sorted(in_part) if len(records[i]["faces"])]
     if write_stats is not None:
         vec = np.stack([records[i]["plain"][centre_index(records[i]["faces"], records[i]["shape"])] for i in idx])
         fit = fit_identity_gaussian(vec, [names[i] for i in idx])
@@ -235,11 +235,12 @@ def report(paths: list[Path], names: list[str], print_table: Any, markdown: bool
     pipe = FacePipeline()
     t0 = time.perf_counter()
     probe_ids = np.concatenate([part.queries, part.strangers])
-    found: dict[int, Any] = {}
+    found: dict[int, tuple[Any, tuple[int, ...]]] = {}  # image index -> (its faces and embeddings, its shape)
     with progress_bar(len(probe_ids), "embed queries") as bar:
         task = bar.add_task("embed queries", total=len(probe_ids))
         for i in probe_ids:
-            found[int(i)] = pipe.embed(load_image(paths[i]))
+            rgb = load_image(paths[i])
+            found[int(i)] = (pipe.embed(rgb), rgb.shape)
             bar.advance(task)
     print(f"queries and strangers embedded in {time.perf_counter() - t0:.0f} s")
     with tempfile.TemporaryDirectory() as tmp:
@@ -264,7 +265,7 @@ def report(paths: list[Path], names: list[str], print_table: Any, markdown: bool
             if not checkpoints or attempted != checkpoints[0]:
                 continue
             checkpoints.pop(0)
-            row, curve = _evaluate(rec, found, part, paths, enrolled_queried, attempted, len(gallery))
+            row, curve = _evaluate(rec, found, part, enrolled_queried, attempted, len(gallery))
             rows.append(row)
             curves[f"{len(gallery):,} people"] = curve
         enroll_s = time.perf_counter() - t1
@@ -284,7 +285,7 @@ def report(paths: list[Path], names: list[str], print_table: Any, markdown: bool
         print(f"wrote {plot}")
 
 
-def _evaluate(rec: Any, found: dict[int, Any], part: Any, paths: list[Path], enrolled: set[str], tried: int,
+def _evaluate(rec: Any, found: dict[int, tuple[Any, tuple[int, ...]]], part: Any, enrolled: set[str], tried: int,
               people: int) -> tuple[tuple[Any, ...], tuple[np.ndarray, np.ndarray, tuple[float, float]]]:
     """One gallery size: identify every query of an enrolled person and every stranger."""
     from faceprint.evaluation.openset import dir_at_far, dir_far_curve
@@ -292,12 +293,12 @@ def _evaluate(rec: Any, found: dict[int, Any], part: Any, paths: list[Path], enr
     def run(ids: list[int]) -> list[Any]:
         out = []
         for i in ids:
-            f = found[i]
+            f, shape = found[i]
             if not len(f):
                 out.append(None)
                 continue
             res = rec.identify_faces(f.faces, f.embeddings, top_k=2)
-            out.append(res[centre_index(f.faces, load_shape(paths[i]))])
+            out.append(res[centre_index(f.faces, shape)])
         return out
 
     qk = [(int(i), n) for i, n in zip(part.queries, part.query_names) if n in enrolled]
@@ -314,19 +315,6 @@ def _evaluate(rec: Any, found: dict[int, Any], part: Any, paths: list[Path], enr
     row = (f"{tried:,}", f"{people:,}", f"{tried - people:,}", f"{len(qk)}", f"{right:.3f}", f"{far:.3f}",
            f"{wrong:.4f}", f"{rank1:.3f}", f"{dir_at_far(ks, ok, ss, 0.02):.3f}", f"{thr:.4f}")
     return row, (f, d, (far, right))
-
-
-_SHAPES: dict[Path, tuple[int, ...]] = {}
-
-
-def load_shape(path: Path) -> tuple[int, ...]:
-    """The ``(H, W)`` of an image file (header only)."""
-    if path not in _SHAPES:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            _SHAPES[path] = (im.height, im.width)
-    return _SHAPES[path]
 
 
 def _anchor(paths: list[Path], names: list[str], part: Any, order: list[tuple[str, int]],

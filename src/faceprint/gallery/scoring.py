@@ -104,15 +104,21 @@ class OpenSetPolicy:
             raise ConfigError("margin and phantoms must be >= 0, knn, shortlist and cohort_k >= 1, ratio_threshold > 0")
 
 
-def model_spec(model_id: str) -> Any:
-    """The registered embedder spec whose ``model_id`` is ``model_id``, or ``None``."""
+def _registered_module(model_id: str) -> Any:
+    """The module of the registered embedder whose ``SPEC.model_id`` is ``model_id``, or ``None``."""
     from ..registry import EMBEDDERS
 
     for entry in EMBEDDERS.values():
-        spec = getattr(import_module(entry.target.split(":")[0], "faceprint"), "SPEC", None)
-        if spec is not None and spec.model_id == model_id:
-            return spec
+        module = import_module(entry.target.split(":")[0], "faceprint")
+        if getattr(getattr(module, "SPEC", None), "model_id", None) == model_id:
+            return module
     return None
+
+
+def model_spec(model_id: str) -> Any:
+    """The registered embedder spec whose ``model_id`` is ``model_id``, or ``None``."""
+    module = _registered_module(model_id)
+    return None if module is None else module.SPEC
 
 
 def default_threshold(model_id: str | None) -> float:
@@ -150,7 +156,7 @@ def ratio_threshold(policy: OpenSetPolicy, model_id: str | None, people: int) ->
     return float(np.interp(math.log(max(people, 1)), sizes, [float(t) for _n, t in table]))
 
 
-def _pad(policy: OpenSetPolicy, model_id: str | None, thr: float) -> float:
+def _pad(model_id: str | None, thr: float) -> float:
     stats = _openset_stats(model_id)
     return float(stats["pad"]) if "pad" in stats else default_threshold(model_id) / thr
 
@@ -161,10 +167,10 @@ def phantom_faces(model_id: str, n: int) -> np.ndarray:
     people drawn (seed 0) from the Gaussian in the model's ``openset["stats"]`` file (``mean +
     between @ z1 + within @ z2``). Deterministic; ``(0, D)`` when the model ships no statistics."""
     stats = _openset_stats(model_id)
-    spec = model_spec(model_id)
-    if n <= 0 or "stats" not in stats:
-        return np.zeros((0, spec.dim if spec is not None else 0), np.float32)
-    package = _spec_package(model_id)
+    module = _registered_module(model_id)
+    if n <= 0 or "stats" not in stats or module is None:
+        return np.zeros((0, module.SPEC.dim if module is not None else 0), np.float32)
+    package = module.__name__.rsplit(".", 1)[0]  # the statistics file lies beside the model's module
     with resources.files(package).joinpath(stats["stats"]).open("rb") as fh, np.load(fh) as data:
         mean, between, within = (np.asarray(data[k], np.float64) for k in ("mean", "between", "within"))
     rng = np.random.default_rng(0)
@@ -172,23 +178,15 @@ def phantom_faces(model_id: str, n: int) -> np.ndarray:
     return (centres + rng.standard_normal((n, len(mean))) @ within.T).astype(np.float32)
 
 
-def _spec_package(model_id: str) -> str:
-    """The package of the module that registers ``model_id`` (where its statistics file lies)."""
-    from ..registry import EMBEDDERS
-
-    for entry in EMBEDDERS.values():
-        module = import_module(entry.target.split(":")[0], "faceprint")
-        if getattr(getattr(module, "SPEC", None), "model_id", None) == model_id:
-            return module.__name__.rsplit(".", 1)[0]
-    raise ConfigError(f"model {model_id!r} is not registered")
-
-
-def _impostor_pool(gallery: Any, vectors: np.ndarray, policy: OpenSetPolicy) -> np.ndarray:
-    """``(Q, <=2k)`` distances to the nearest cohort faces and phantoms of each row of ``vectors``."""
-    k = policy.cohort_k
-    cohort = gallery._cohort_neighbours(vectors, k)
+def _policy_phantoms(gallery: Any, policy: OpenSetPolicy) -> np.ndarray:
+    """The phantom faces ``policy`` puts in the impostor pools of ``gallery`` (maybe none)."""
     n = policy.phantoms if policy.phantoms is not None else int(_openset_stats(gallery.model_id).get("phantoms", 0))
-    phantoms = phantom_faces(gallery.model_id, n) if n and gallery.model_id else np.zeros((0, vectors.shape[1]))
+    return phantom_faces(gallery.model_id, n) if n and gallery.model_id else np.zeros((0, 0), np.float32)
+
+
+def _impostor_pool(gallery: Any, vectors: np.ndarray, k: int, phantoms: np.ndarray) -> np.ndarray:
+    """``(Q, <=2k)`` distances to the ``k`` nearest cohort faces and ``phantoms`` of each row of ``vectors``."""
+    cohort = gallery._cohort_neighbours(vectors, k)
     if not len(phantoms):
         return cohort
     d = distances(vectors.astype(np.float32), phantoms, gallery.metric)
@@ -207,23 +205,26 @@ def identify_rows(gallery: Any, emb: Embeddings, policy: OpenSetPolicy, threshol
     if len(emb) == 0:
         return []
     norm = policy.normalize if threshold is None else "none"
+    people = len(gallery)
     if norm != "none":
-        thr = ratio_threshold(policy, gallery.model_id, len(gallery))
-        pad = _pad(policy, gallery.model_id, thr)
+        thr = ratio_threshold(policy, gallery.model_id, people)
+        pad = _pad(gallery.model_id, thr)
     else:
         thr = threshold if threshold is not None else policy.threshold
         thr = float(thr) if thr is not None else default_threshold(gallery.model_id)
-    if len(gallery) == 0:
+    if people == 0:
         return [Identification(None, float("inf"), [], float("nan"), float(thr)) for _ in range(len(emb))]
     k = max(policy.shortlist, top_k + 1, policy.knn, policy.cohort_k + 1)
     dist, _ids, names = gallery._neighbours(emb.vectors, k)
     cands = [_aggregate(gallery, emb.vectors[q], dist[q], names[q], policy) for q in range(len(emb))]
     scores = np.array([c[0].distance if c else np.inf for c in cands])
     if norm != "none":
-        cohort = _impostor_pool(gallery, emb.vectors, policy)
+        phantoms = _policy_phantoms(gallery, policy)
+        cohort = _impostor_pool(gallery, emb.vectors, policy.cohort_k, phantoms)
         query_side = np.array([_impostor_mean([x.distance for x in c[1:]], cohort[q], pad, policy.cohort_k)
                                for q, c in enumerate(cands)])
-        other_side = _owner_impostors(gallery, emb.vectors, cands, policy, pad) if norm == "symmetric" else query_side
+        other_side = _owner_impostors(gallery, emb.vectors, cands, policy, pad, phantoms) \
+            if norm == "symmetric" else query_side
         scores = scores / np.sqrt(query_side * other_side)
     out = []
     for c, score in zip(cands, scores):
@@ -244,7 +245,7 @@ def _impostor_mean(impostors: Sequence[float], cohort: np.ndarray, pad: float, k
 
 
 def _owner_impostors(gallery: Any, queries: np.ndarray, cands: list[list[Candidate]], policy: OpenSetPolicy,
-                     pad: float) -> np.ndarray:
+                     pad: float, phantoms: np.ndarray) -> np.ndarray:
     """For each query, the impostor mean of its best identity's own vector (the sample that
     matched, or the centroid with ``aggregation="centroid"``): how close that enrolled face
     sits to the *other* identities and to the cohort. ``nan`` for queries without candidates."""
@@ -260,7 +261,7 @@ def _owner_impostors(gallery: Any, queries: np.ndarray, cands: list[list[Candida
                     for q, n in zip(rows, owners)]).astype(np.float32)
     k = max(policy.shortlist, policy.cohort_k + 1)
     dist, _ids, names = gallery._neighbours(own, k)
-    cohort = _impostor_pool(gallery, own, policy)
+    cohort = _impostor_pool(gallery, own, policy.cohort_k, phantoms)
     for r, (q, owner) in enumerate(zip(rows, owners)):
         others = [d for n, d in _nearest_per_identity(dist[r], names[r]).items() if n != owner]
         out[q] = _impostor_mean(others, cohort[r], pad, policy.cohort_k)

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GalleryError
-from .base import Candidate, Gallery, Identification, Match, Person
+from .base import Gallery
 from .quality import QualityGate
 from .recognizer import EnrollReport, FaceResult, Recognizer
+from .results import Candidate, Identification, Match, Person
 from .scoring import OpenSetPolicy
 
 

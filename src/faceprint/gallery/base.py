@@ -1,4 +1,4 @@
-"""The :class:`Gallery` interface every backend implements, and its result types.
+"""The :class:`Gallery` interface every backend implements (results: :mod:`faceprint.gallery.results`).
 
 A gallery holds people (a unique name, optional JSON metadata) with face samples: one
 embedding each, tied to the gallery's model id, optionally with the source path and the
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import abc
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,59 +19,11 @@ import numpy as np
 
 from ..errors import ConfigError, GalleryError, ModelMismatchError
 from ..types import Embeddings
+from .results import Identification, Match, Person
+from .scoring import OpenSetPolicy, identify_rows
 
 #: ``export``/``import_`` file format version.
 EXPORT_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One identity proposed for a face: ``distance`` is in the model's metric (lower = closer)."""
-
-    name: str
-    distance: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "distance": round(float(self.distance), 6)}
-
-
-@dataclass(frozen=True)
-class Identification:
-    """The open-set decision for one face.
-
-    Attributes:
-        name: the identified person, or ``None`` for an unknown face (best candidate too far,
-            or too close to the second best: see :class:`~faceprint.gallery.scoring.OpenSetPolicy`).
-        distance: distance to the best candidate (``inf`` when the gallery is empty).
-        candidates: up to ``top_k`` identities, nearest first.
-        score: the decision score compared with the threshold (the distance itself unless
-            cohort normalisation is on).
-        threshold: the threshold ``score`` was compared with (accepted when ``score <=`` it).
-    """
-
-    name: str | None
-    distance: float
-    candidates: list[Candidate] = field(default_factory=list)
-    score: float = float("nan")
-    threshold: float = float("nan")
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"name", "distance", "score", "threshold", "candidates"}`` (non-finite numbers as null)."""
-        return {"name": self.name, "distance": _finite(self.distance), "score": _finite(self.score),
-                "threshold": _finite(self.threshold), "candidates": [c.to_dict() for c in self.candidates]}
-
-
-def _finite(value: float) -> float | None:
-    return round(float(value), 6) if np.isfinite(value) else None
-
-
-@dataclass(frozen=True)
-class Match:
-    """One nearest sample from :meth:`Gallery.search`."""
-
-    name: str
-    distance: float
-    sample_id: int
 
 
 def check_sample_rows(n: int, sources: Sequence[Any] | None, crops: np.ndarray | None,
@@ -88,19 +39,6 @@ def check_sample_rows(n: int, sources: Sequence[Any] | None, crops: np.ndarray |
     if crops is not None and (np.ndim(crops) != 4 or np.shape(crops)[-1] != 3):
         raise ConfigError(f"crops must be (N, H, W, 3) uint8 chips, got shape {np.shape(crops)}")
     return n
-
-
-@dataclass(frozen=True)
-class Person:
-    """A person as stored: ``samples`` counts their face vectors, ``sources`` lists known sources."""
-
-    name: str
-    samples: int
-    metadata: dict[str, Any] = field(default_factory=dict)
-    sources: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "samples": self.samples, "metadata": self.metadata, "sources": self.sources}
 
 
 class Gallery(abc.ABC):
@@ -274,7 +212,6 @@ class Gallery(abc.ABC):
             ModelMismatchError: the queries come from another model.
             ConfigError: ``top_k < 1``.
         """
-        from .scoring import OpenSetPolicy, identify_rows
 
         if top_k < 1:
             raise ConfigError(f"top_k must be >= 1, got {top_k}")

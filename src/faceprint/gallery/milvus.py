@@ -32,7 +32,8 @@ import numpy as np
 
 from ..errors import ConfigError, GalleryError, PersonExistsError, PersonNotFoundError
 from ..types import Embeddings
-from .base import Gallery, Person, check_sample_rows
+from .base import Gallery, check_sample_rows
+from .results import Person
 
 _META_ID = 0
 _BATCH = 1000

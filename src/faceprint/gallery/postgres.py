@@ -27,8 +27,9 @@ from ..dburi import parse_db
 from ..errors import ConfigError, GalleryError, PersonExistsError, PersonNotFoundError
 from ..pgdb import connect, lock_id, migrate
 from ..types import Embeddings
-from .base import Gallery, Person, check_sample_rows
+from .base import Gallery, check_sample_rows
 from .names import check_name
+from .results import Person
 from .sqlite import _png
 
 COMPONENT = "gallery"

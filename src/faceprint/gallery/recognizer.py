@@ -22,8 +22,9 @@ import numpy as np
 from ..errors import ConfigError, FaceprintError
 from ..image import ImageInput, describe, load_image
 from ..types import AlignedFaces, Faces
-from .base import Candidate, Gallery, Identification
+from .base import Gallery
 from .quality import QualityGate
+from .results import Candidate, Identification
 
 #: Two photos of one person whose vectors are closer than this are taken as the same shot: for
 #: dlib_resnet, a re-encoded copy lands at ~0.08 (JPEG q80, same or half size) and 0.10-0.15

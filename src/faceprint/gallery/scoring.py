@@ -57,7 +57,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..types import Embeddings
-from .base import Candidate, Identification
+from .results import Candidate, Identification
 
 AGGREGATIONS = ("nearest", "centroid", "knn")
 NORMALIZATIONS = ("symmetric", "ratio", "none")

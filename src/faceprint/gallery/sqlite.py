@@ -32,9 +32,10 @@ from ..errors import ConfigError, GalleryError, PersonExistsError, PersonNotFoun
 from ..sqlitedb import connect, migrate, transaction
 from ..types import Embeddings
 from . import codec
-from .base import Gallery, Person, check_sample_rows
+from .base import Gallery, check_sample_rows
 from .index import ExactIndex
 from .names import check_metadata, check_name, lookup_name, stored_metadata
+from .results import Person
 
 COMPONENT = "gallery"
 #: An int8 HNSW search fetches at least this many candidates and re-ranks them exactly.

@@ -30,8 +30,18 @@ JitterOpt = typer.Option(0, "--jitter", min=0, help="Test-time augmentation: als
                                                    "of each face (about N+1 times the embedding time).")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"faceprint {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+          _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                        help="Print the version and exit.")) -> None:
     _state["debug"] = debug
     if not debug:  # library warnings (Pillow's EXIF/TIFF notes) as one line, without source paths
         import warnings

@@ -27,10 +27,11 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 _STAGES = r"""
 import json, sys, time
-t = [time.perf_counter()]
+t = [(time.perf_counter(), time.process_time())]
 marks = []
 def mark(name):
-    t.append(time.perf_counter()); marks.append((name, t[-1] - t[-2]))
+    t.append((time.perf_counter(), time.process_time()))
+    marks.append((name, t[-1][0] - t[-2][0], t[-1][1] - t[-2][1]))
 import faceprint.cli as cli
 mark("import faceprint.cli")
 from faceprint.pipeline import FacePipeline
@@ -61,15 +62,15 @@ def _env(src: Path) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(src))
 
 
-def stage_breakdown(src: Path, a: Path, b: Path, runs: int) -> list[tuple[str, float]]:
-    """Median ms per stage over ``runs`` fresh processes."""
-    per: dict[str, list[float]] = {}
+def stage_breakdown(src: Path, a: Path, b: Path, runs: int) -> list[tuple[str, float, float]]:
+    """Median wall and CPU ms (all threads of the process) per stage over ``runs`` fresh processes."""
+    per: dict[str, list[tuple[float, float]]] = {}
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", _STAGES, str(a), str(b)], capture_output=True, text=True,
                              env=_env(src), check=True).stdout
-        for name, sec in json.loads(out.strip().splitlines()[-1]):
-            per.setdefault(name, []).append(sec * 1e3)
-    return [(name, statistics.median(v)) for name, v in per.items()]
+        for name, wall, cpu in json.loads(out.strip().splitlines()[-1]):
+            per.setdefault(name, []).append((wall * 1e3, cpu * 1e3))
+    return [(name, statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for name, v in per.items()]
 
 
 def command_wall(src: Path, a: Path, b: Path, runs: int) -> tuple[float, float]:
@@ -90,17 +91,25 @@ def command_wall(src: Path, a: Path, b: Path, runs: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--src", type=Path, default=SRC)
+    parser.add_argument("--src", type=Path, action="append",
+                        help="a checkout's src/ (repeat to compare side by side; default: this one)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     a, b = DATA / "people" / "obama.jpg", DATA / "people" / "biden.jpg"
-    stages = stage_breakdown(args.src, a, b, args.runs)
-    wall, cpu = command_wall(args.src, a, b, args.runs)
-    rows = [(name, f"{ms:.0f}") for name, ms in stages]
-    rows.append(("sum of stages", f"{sum(ms for _, ms in stages):.0f}"))
-    rows.append((f"`faceprint verify` wall (CPU), median of {args.runs}", f"{wall * 1e3:.0f} ({cpu * 1e3:.0f})"))
-    print(f"load average {os.getloadavg()[0]:.2f}; src {args.src}")
-    print_table(("stage", "ms"), rows, args.markdown)
+    srcs = args.src or [SRC]
+    load_before = os.getloadavg()[0]
+    columns = []
+    for src in srcs:  # alternate checkouts run by run would be fairer still; load is reported
+        stages = stage_breakdown(src, a, b, args.runs)
+        wall, cpu = command_wall(src, a, b, args.runs)
+        cells = {name: f"{w:.0f} ({c:.0f})" for name, w, c in stages}
+        cells["sum of stages"] = f"{sum(w for _, w, _ in stages):.0f} ({sum(c for _, _, c in stages):.0f})"
+        cells["`faceprint verify`, whole process"] = f"{wall * 1e3:.0f} ({cpu * 1e3:.0f})"
+        columns.append(cells)
+    print(f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; median of {args.runs} processes")
+    header = ("stage, wall ms (CPU ms)", *[str(s) for s in srcs])
+    rows = [(name, *[c.get(name, "-") for c in columns]) for name in columns[0]]
+    print_table(header, rows, args.markdown)
 
 
 if __name__ == "__main__":

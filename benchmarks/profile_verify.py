@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_core import DATA, print_table  # noqa: E402
+from bench_user_path import compile_sources  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -100,6 +101,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     columns = []
     for src in srcs:  # alternate checkouts run by run would be fairer still; load is reported
+        compile_sources(src)  # as pip install does
         stages = stage_breakdown(src, a, b, args.runs)
         wall, cpu = command_wall(src, a, b, args.runs)
         cells = {name: f"{w:.0f} ({c:.0f})" for name, w, c in stages}

@@ -102,3 +102,22 @@ def test_pipelined_embed_many_streams_a_generator_and_reports_a_bad_image(pipe: 
         pipe.embed_many((p for p in [*photos, bad, *photos]), on_image=done.append)
     assert done == [0, 1, 2]
     assert not [t for t in threading.enumerate() if t.name.startswith("faceprint-")]
+
+
+def test_embed_aligned_files_read_ahead_equal_one_call_on_the_stacked_chips(pipe: FacePipeline, tmp_path) -> None:
+    from PIL import Image
+
+    from faceprint import ConfigError
+
+    chips = np.concatenate([pipe.align(p).chips for p in _photos()])
+    chips = np.concatenate([chips, chips[:, :, ::-1], chips[:, ::-1]])  # past one batch of 32
+    assert len(chips) > pipe.embedder.batch_size
+    files = []
+    for i, chip in enumerate(chips):
+        files.append(tmp_path / f"chip{i:03d}.png")
+        Image.fromarray(chip).save(files[-1])
+    assert np.array_equal(pipe.embed_aligned(files).vectors, pipe.embed_aligned(chips).vectors)
+    assert pipe.embed_aligned([]).vectors.shape == (0, pipe.spec.dim)
+    Image.fromarray(chips[0][:100]).save(tmp_path / "small.png")
+    with pytest.raises(ConfigError, match="small.png: expected an aligned 150x150 chip"):
+        pipe.embed_aligned([*files[:40], tmp_path / "small.png"])

@@ -177,19 +177,36 @@ class FacePipeline:
     def embed_aligned(self, chips: np.ndarray | Iterable[ImageInput]) -> Embeddings:
         """Embed already aligned chips of the model's input size (array or images).
 
+        Images are decoded one embedder batch ahead on a reader thread
+        (:func:`~faceprint.stages.prefetch`) while the current batch is embedded; the vectors are
+        those of one call on all chips (the embedder's batches are the same).
+
         Raises:
             ConfigError: a chip is not of the model's input size.
+            ImageDecodeError: an image cannot be read.
         """
-        if not isinstance(chips, np.ndarray):
-            size = self.spec.input_size
+        if isinstance(chips, np.ndarray):
+            return self.embedder.embed(AlignedFaces(chips, self.aligner.template))
+        from .stages import prefetch
+
+        size = self.spec.input_size
+
+        def load_batch(items: Sequence[ImageInput]) -> np.ndarray:
             loaded = []
-            for item in chips:
+            for item in items:
                 rgb = load_image(item)
                 if rgb.shape[:2] != (size, size):
                     raise ConfigError(f"{describe(item)}: expected an aligned {size}x{size} chip, got {rgb.shape[1]}x{rgb.shape[0]}")
                 loaded.append(rgb)
-            chips = np.stack(loaded) if loaded else np.zeros((0, size, size, 3), np.uint8)
-        return self.embedder.embed(AlignedFaces(chips, self.aligner.template))
+            return np.stack(loaded)
+
+        items = list(chips)
+        step = max(1, int(getattr(self.embedder, "batch_size", 32)))
+        batches = [items[i:i + step] for i in range(0, len(items), step)]
+        parts = [self.embedder.embed(AlignedFaces(c, self.aligner.template)) for c in prefetch(batches, load_batch)]
+        if not parts:
+            return self.embedder.embed(AlignedFaces(np.zeros((0, size, size, 3), np.uint8), self.aligner.template))
+        return Embeddings(np.concatenate([e.vectors for e in parts]), parts[0].model_id, parts[0].metric)
 
     def face_embedding(self, image: ImageInput, face: int = 0) -> Embeddings:
         """The embedding of face number ``face`` (0 = largest) of ``image``.

@@ -48,9 +48,11 @@ def _python(code: str, *args: str) -> list[str]:
     return [sys.executable, "-c", code, *args]
 
 
-def process_time(cmd: list[str], runs: int) -> tuple[float, float]:
-    """Median (wall s, CPU s) of ``runs`` fresh processes; one untimed run first (page cache)."""
-    subprocess.run(cmd, env=_ENV, capture_output=True, check=True, cwd=CACHE)
+def process_time(cmd: list[str], runs: int, warmup: bool = True) -> tuple[float, float]:
+    """Median (wall s, CPU s) of ``runs`` fresh processes; one untimed run first (page cache)
+    unless ``warmup`` is false (slow anchors whose files an earlier row has just read)."""
+    if warmup:
+        subprocess.run(cmd, env=_ENV, capture_output=True, check=True, cwd=CACHE)
     walls, cpus = [], []
     for _ in range(runs):
         before, start = os.times(), time.perf_counter()
@@ -61,8 +63,8 @@ def process_time(cmd: list[str], runs: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def inprocess_time(fn: Callable[[], object], runs: int) -> tuple[float, float]:
-    fn()  # warm-up: models loaded, caches filled
+def inprocess_time(fn: Callable[[], object], runs: int, warmup: Callable[[], object] | None = None) -> tuple[float, float]:
+    (warmup or fn)()  # models loaded, caches filled
     walls, cpus = [], []
     for _ in range(runs):
         start, cpu = time.perf_counter(), time.process_time()
@@ -133,7 +135,9 @@ _DLIB_EMBED = ("import sys, dlib, numpy as np, face_recognition_models as m\n"
 
 
 def user_path_rows(only: Sequence[str], runs: int, lfw_n: int) -> list[tuple[str, str, tuple[float, float], tuple[float, float]]]:
-    """``(measurement, anchor name, (anchor wall, cpu), (faceprint wall, cpu))`` rows."""
+    """``(measurement, anchor name, (anchor wall, cpu), (faceprint wall, cpu))`` rows; the slow
+    anchors of the detect, embed and LFW rows run ``max(1, runs // 2)`` times."""
+    slow = max(1, runs // 2)
     CACHE.mkdir(parents=True, exist_ok=True)
     compile_sources(SRC)
     rows = []
@@ -149,14 +153,15 @@ def user_path_rows(only: Sequence[str], runs: int, lfw_n: int) -> list[tuple[str
         photos = [str(p) for p in forty_photos()]
         ours = process_time(_faceprint("detect", *photos), runs)
         rows.append((f"detect {len(photos)} photos, whole process (s)", "face_recognition library (upsample 1)",
-                     process_time(_python(_FR_DETECT, *photos), runs), ours))
+                     process_time(_python(_FR_DETECT, *photos), slow, warmup=False), ours))
         rows.append((f"detect {len(photos)} photos, whole process (s)", "`face_detection` CLI (upsample 0)",
-                     process_time(_script("face_detection", str(_folder_of([Path(p) for p in photos], "forty"))), runs),
-                     ours))
+                     process_time(_script("face_detection", str(_folder_of([Path(p) for p in photos], "forty"))), slow,
+                                  warmup=False), ours))
     if "embed" in only:
         chips = [str(p) for p in chip_files(200)]
         rows.append((f"embed --aligned {len(chips)} chips, whole process (s)", "dlib loop",
-                     process_time(_python(_DLIB_EMBED, *chips), runs), process_time(_faceprint("embed", "--aligned", *chips), runs)))
+                     process_time(_python(_DLIB_EMBED, *chips), slow, warmup=False),
+                     process_time(_faceprint("embed", "--aligned", *chips), runs)))
     if "lfw" in only:
         rows.append(lfw_row(lfw_n, runs))
     return rows
@@ -173,7 +178,8 @@ def lfw_row(n: int, runs: int) -> tuple[str, str, tuple[float, float], tuple[flo
     paths = lfw_images(n)
     pipe = FacePipeline()
     ours = inprocess_time(lambda: embed_images(pipe, paths), runs)
-    theirs = inprocess_time(lambda: [fr.face_encodings(fr.load_image_file(p)) for p in paths], max(1, runs // 2))
+    theirs = inprocess_time(lambda: [fr.face_encodings(fr.load_image_file(p)) for p in paths], max(1, runs // 2),
+                            warmup=lambda: [fr.face_encodings(fr.load_image_file(p)) for p in paths[:5]])
     return (f"LFW DevTest pipeline, {n} images, in-process (s)", "face_recognition loop", theirs, ours)
 
 

@@ -7,6 +7,7 @@ only imported when a model is converted.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -137,7 +138,8 @@ def open_session(path: str | Path, threads: int = 0, spinning: bool = True, fixe
         except Exception:  # a damaged cache file: optimise the original again below
             optimized.unlink(missing_ok=True)
     opts = options(ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
-    tmp = None if optimized is None else optimized.with_name(f"{optimized.name}.{os.getpid()}.part")
+    # one temporary name per process and thread: two openers never write the same file
+    tmp = None if optimized is None else optimized.with_name(f"{optimized.name}.{os.getpid()}-{threading.get_ident()}.part")
     if tmp is not None:
         opts.optimized_model_filepath = str(tmp)
     try:

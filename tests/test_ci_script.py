@@ -21,11 +21,11 @@ def test_ci_run_fails_without_shared_data(tmp_path: Path) -> None:
     shutil.copy(SCRIPT, repo / ".ci" / "run")
     env = {k: v for k, v in os.environ.items() if k != "FACEPRINT_REQUIRE_DATA"}
     proc = subprocess.run(["bash", str(repo / ".ci" / "run")], env={**env, "CI": "1"}, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, check=False)
     assert proc.returncode == 1
-    assert proc.stdout.strip().splitlines() == [
-        f"error: CI run without the shared test data at {tmp_path / 'shared' / 'data'} (tests would skip); "
-        "see tests/conftest.py"]
+    want = (f"error: CI run without the shared test data at {tmp_path / 'shared' / 'data'} (tests would skip); "
+            "see tests/conftest.py")
+    assert proc.stdout.strip().splitlines() == [want]
 
 
 def test_ci_run_lists_skips() -> None:

@@ -34,13 +34,13 @@ def test_all_is_curated_importable_and_documented() -> None:
 
 def test_import_is_light() -> None:
     code = (
-        "import sys, time; t = time.perf_counter(); import faceprint; dt = time.perf_counter() - t; "
+        "import sys; import faceprint; "
         "heavy = [m for m in ('onnxruntime', 'cv2', 'torch', 'dlib', 'onnx', 'PIL') if m in sys.modules]; "
-        "print(dt, heavy)"
+        "print('imported', heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
     assert out[1].strip() == "[]"
-    assert float(out[0]) < 1.0  # the 0.3 s target is tracked in benchmarks; this catches regressions
+    # (how long the import takes is a benchmark, not a test: benchmarks/ tracks the 0.3 s target)
 
 
 def test_unknown_names_raise_typed_errors() -> None:

@@ -54,11 +54,11 @@ def _read_stalled(live: bool, n: int) -> list:
         for frame in src.frames(n):
             out.append(frame)
             if len(out) == 1:
-                deadline = time.monotonic() + 60
+                deadline = time.monotonic() + 30
                 # a file's decoder waits on its full queue (4 ahead); a live one keeps reading, dropping
                 while counting.reads < (4 if not live else n - 1) and time.monotonic() < deadline:
                     time.sleep(0.01)
-                assert counting.reads >= (4 if not live else n - 1), "the decoder made no progress in 60 s"
+                assert counting.reads >= (4 if not live else n - 1), "the decoder made no progress in 30 s"
     return out
 
 

@@ -253,11 +253,12 @@ def models(as_json: bool = JsonOpt) -> None:
         if as_json:
             _emit(listing)
             return
-        for kind in ("detectors", "embedders"):
+        for kind in ("detectors", "embedders", "landmarks"):
             typer.echo(f"{kind}:")
             for item in listing[kind]:
                 star = " (default)" if item["default"] else ""
                 typer.echo(f"  {item['name']}{star}: {item['summary']}")
+                typer.echo(f"    licence: {item['licence']}")
                 spec = item.get("spec")
                 if spec:
                     typer.echo(f"    input {spec['input_size']}px, template {spec['template']}, {spec['dim']}-d, "
@@ -378,6 +379,7 @@ from . import cli_collections  # noqa: E402,F401  (registers index, cluster, peo
 from . import cli_training  # noqa: E402,F401  (registers commands)
 from . import cli_service  # noqa: E402,F401  (registers serve and keys)
 from . import cli_video  # noqa: E402,F401  (registers video)
+from . import cli_info  # noqa: E402,F401  (registers info)
 
 
 def main() -> None:

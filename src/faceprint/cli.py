@@ -30,14 +30,31 @@ JitterOpt = typer.Option(0, "--jitter", min=0, help="Test-time augmentation: als
                                                    "of each face (about N+1 times the embedding time).")
 
 
+def _show_own_warning(message: Any, category: Any, filename: str, *_a: Any, **_k: Any) -> None:
+    """faceprint's own warnings as one line without a source path; a dependency's (pkg_resources'
+    deprecation, Pillow's EXIF notes, scikit-learn's FutureWarnings) are dropped (``--debug`` shows them)."""
+    if (Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent)
+            and not issubclass(category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))):
+        typer.echo(f"warning: {' '.join(str(message).split())}", err=True)
+
+
+def _version(show: bool) -> None:
+    if show:
+        from . import __version__
+
+        typer.echo(f"faceprint {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors, and dependencies' warnings."),
+          _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                             help="Print the version and exit.")) -> None:
     _state["debug"] = debug
-    if not debug:  # library warnings (Pillow's EXIF/TIFF notes) as one line, without source paths
+    if not debug:
         import warnings
 
-        warnings.showwarning = lambda message, category, *_a, **_k: typer.echo(
-            f"warning: {' '.join(str(message).split())}", err=True)
+        warnings.showwarning = _show_own_warning
 
 
 #: Optional modules: ``{module: (PyPI package, {command: extra}, default extra)}`` for the message
@@ -149,13 +166,15 @@ class _NoDetector:
 
 
 @app.command()
-def detect(images: List[Path] = typer.Argument(..., help="Image files."),
+def detect(paths: List[Path] = typer.Argument(..., metavar="IMAGES", help="Image files or folders (their images)."),
            detector: str = DetectorOpt, as_json: bool = JsonOpt) -> None:
     """Find faces: boxes, scores and 5 landmarks per face."""
 
     def body() -> None:
+        from .image import expand_images
         from .registry import create_detector
 
+        images = expand_images(paths)
         det = create_detector(detector)
         records = []
         with progress_bar(len(images), "detect") as bar:
@@ -176,7 +195,7 @@ def detect(images: List[Path] = typer.Argument(..., help="Image files."),
 
 
 @app.command()
-def embed(images: List[Path] = typer.Argument(..., help="Image files."),
+def embed(paths: List[Path] = typer.Argument(..., metavar="IMAGES", help="Image files or folders (their images)."),
           model: str = ModelOpt, detector: str = DetectorOpt,
           aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned chips of the model's input size."),
           batch_size: int = typer.Option(32, "--batch-size", min=1, help="Faces per inference call."),
@@ -185,9 +204,11 @@ def embed(images: List[Path] = typer.Argument(..., help="Image files."),
     """Embed every face of every image (in input order)."""
 
     def body() -> None:
+        from .image import expand_images
         from .registry import create_detector, create_embedder
         from .pipeline import FacePipeline
 
+        images = expand_images(paths)
         embedder = create_embedder(model, batch_size=batch_size, threads=threads, **_embedder_options(flip, jitter))
         pipe = FacePipeline(detector=_NoDetector() if aligned else create_detector(detector), embedder=embedder)
         if aligned:
@@ -216,17 +237,24 @@ def embed(images: List[Path] = typer.Argument(..., help="Image files."),
 def verify(image_a: Path = typer.Argument(..., help="First image."),
            image_b: Path = typer.Argument(..., help="Second image."),
            model: str = ModelOpt, detector: str = DetectorOpt,
-           face: int = typer.Option(0, "--face", min=0, help="Which face of each image (0 = largest)."),
-           threshold: Optional[float] = typer.Option(None, "--threshold", help="Override the model's threshold."),
+           face: int = typer.Option(0, "--face", min=0, help="Which face of both images (0 = largest); "
+                                                         "--face-a / --face-b choose per image."),
+           face_a: Optional[int] = typer.Option(None, "--face-a", min=0,
+                                                help="Which face of IMAGE_A (default: --face)."),
+           face_b: Optional[int] = typer.Option(None, "--face-b", min=0,
+                                                help="Which face of IMAGE_B (default: --face)."),
+           threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0,
+                                                     help="Override the model's distance threshold."),
            calibration: Optional[Path] = typer.Option(
                None, "--calibration",
                help="Calibration JSON from `faceprint calibrate`: its threshold, plus a match probability."),
            flip: bool = FlipOpt, jitter: int = JitterOpt, as_json: bool = JsonOpt) -> None:
-    """Same person? Compares the largest face of each image (or face --face)."""
+    """Same person? Compares the largest face of each image (or the faces --face, --face-a, --face-b)."""
 
     def body() -> None:
         pipe = _pipeline(detector, model, calibration=calibration, flip=flip, jitter=jitter)
-        result = pipe.verify(image_a, image_b, face=face, threshold=threshold)
+        result = pipe.verify(image_a, image_b, face=face if face_a is None else face_a, threshold=threshold,
+                             face_b=face if face_b is None else face_b)
         probability = pipe.match_probability(result.distance)
         if as_json:
             data = result.to_dict()
@@ -382,8 +410,33 @@ from . import cli_video  # noqa: E402,F401  (registers video)
 from . import cli_info  # noqa: E402,F401  (registers info)
 
 
+def _click_exceptions() -> Any:
+    """The CLI framework's exception module (Typer >= 0.20 vendors click as ``typer._click``)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # older Typer on click
+        from click import exceptions
+    return exceptions
+
+
 def main() -> None:
-    app()
+    """The ``faceprint`` entry point: usage errors (a bad value, an unknown option) are one line
+    on stderr too, with click's usage exit code (2)."""
+    exceptions = _click_exceptions()
+    try:
+        code = app(standalone_mode=False)
+    except exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        code = exc.exit_code
+    except exceptions.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
+        code = exc.exit_code
+    except exceptions.Abort:
+        typer.echo("error: aborted", err=True)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

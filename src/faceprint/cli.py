@@ -21,6 +21,27 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Face detection, embedding and verification on ONNX Runtime.")
 _state = {"debug": False}
 
+
+def _hide_flag_types() -> None:
+    """Help lists a flag without a value type (Typer's Rich help shows ``<bool>`` on ``--json``,
+    ``--help`` and every other flag, which take no value)."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # pragma: no cover - another Typer layout: its help is left as it is
+        return
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_faceprint", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> Any:
+        return None if getattr(self, "is_flag", False) and not getattr(self, "count", False) else shown(self, ctx)
+
+    display_type_rich._faceprint = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
+
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 DetectorOpt = typer.Option("mtcnn", "--detector", help="Detector name (see `faceprint models`) or .onnx path.")
 ModelOpt = typer.Option("dlib_resnet", "--model", help="Embedder name (see `faceprint models`) or .onnx path.")

@@ -116,6 +116,8 @@ def test_verify_chooses_a_face_per_image() -> None:
 
 @pytest.mark.parametrize("args", [
     ("verify", "A", "B", "--threshold", "-1"),
+    ("verify", "A", "B", "--threshold", "0"),
+    ("verify", "A", "B", "--threshold", "nan"),
     ("identify", "A", "--db", "g.db", "--threshold", "-0.5"),
     ("cluster", "--db", "g.db", "--threshold", "-1"),
     ("verify", "A", "B", "--face", "-1"),
@@ -222,3 +224,47 @@ def test_no_dependency_warning_reaches_the_terminal(tmp_path) -> None:
     loud = faceprint("--debug", "detect", obama,
                      prelude="import warnings; warnings.simplefilter('always')\n" + DEPENDENCY_WARNS)
     assert "pkg_resources" in loud.stderr  # --debug shows them
+
+
+# ---- one default per setting --------------------------------------------------------------------
+
+def test_cli_library_and_service_share_each_default() -> None:
+    """The CLI's option defaults are the library's and the service's (detector, model, clusterer,
+    top-k, quality gate, enrollment jitter; thresholds default to the model's everywhere)."""
+    import inspect
+
+    import typer.main
+
+    from faceprint.cli import app
+    from faceprint.collections.clustering import DEFAULT_CLUSTERER
+    from faceprint.collections.workers import PipelineConfig
+    from faceprint.gallery import Recognizer
+    from faceprint.gallery.quality import QualityGate
+    from faceprint.gallery.recognizer import ENROLL_JITTER
+    from faceprint.registry import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
+
+    group = typer.main.get_command(app)
+
+    def default(command: str, option: str) -> object:
+        (param,) = [p for p in group.commands[command].params if option in p.opts]
+        return param.default
+
+    settings = pytest.importorskip("faceprint.service.settings")
+    routes_cluster = pytest.importorskip("faceprint.service.routes_cluster")
+    routes_gallery = pytest.importorskip("faceprint.service.routes_gallery")
+    service = settings.ServiceSettings(db="unused.db")
+    for command in ("detect", "verify", "enroll", "identify", "index", "video"):
+        assert default(command, "--detector") == DEFAULT_DETECTOR == service.detector == PipelineConfig().detector
+    for command in ("verify", "enroll", "identify", "index"):
+        assert default(command, "--model") == DEFAULT_EMBEDDER == service.model == PipelineConfig().model
+    assert default("cluster", "--algorithm") == DEFAULT_CLUSTERER == routes_cluster.ClusterRequest().algorithm
+    service_top_k = inspect.signature(routes_gallery.identify).parameters["top_k"].default.default
+    library_top_k = inspect.signature(Recognizer.identify).parameters["top_k"].default
+    assert default("identify", "--top-k") == service_top_k == library_top_k
+    gate = QualityGate()
+    assert (default("enroll", "--min-face"), default("enroll", "--min-score"), default("enroll", "--min-blur")) == (
+        gate.min_face_px, gate.min_score, gate.min_blur)
+    assert default("enroll", "--jitter") == ENROLL_JITTER
+    assert inspect.signature(Recognizer).parameters["enroll_jitter"].default == ENROLL_JITTER
+    for command in ("verify", "identify", "cluster", "video"):
+        assert default(command, "--threshold") is None  # the model's threshold, as the service's None

@@ -7,6 +7,7 @@ Every command takes ``--json``. Failures print one line to stderr and exit non-z
 from __future__ import annotations
 
 import json
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from .errors import FaceprintError
+from .registry import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 from .progress import progress_bar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -43,8 +45,15 @@ def _hide_flag_types() -> None:
 _hide_flag_types()
 
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
-DetectorOpt = typer.Option("mtcnn", "--detector", help="Detector name (see `faceprint models`) or .onnx path.")
-ModelOpt = typer.Option("dlib_resnet", "--model", help="Embedder name (see `faceprint models`) or .onnx path.")
+DetectorOpt = typer.Option(DEFAULT_DETECTOR, "--detector", help="Detector name (see `faceprint models`) or .onnx path.")
+ModelOpt = typer.Option(DEFAULT_EMBEDDER, "--model", help="Embedder name (see `faceprint models`) or .onnx path.")
+
+
+def positive_threshold(value: Optional[float]) -> Optional[float]:
+    """A ``--threshold`` callback: a finite distance > 0, as the service accepts (``gt=0``)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"a distance threshold must be a number > 0, got {value:g}")
+    return value
 FlipOpt = typer.Option(False, "--flip", help="Test-time augmentation: average each face's embedding with its "
                                             "mirror image's (about 2x embedding time).")
 JitterOpt = typer.Option(0, "--jitter", min=0, help="Test-time augmentation: also average N fixed jittered copies "
@@ -264,7 +273,7 @@ def verify(image_a: Path = typer.Argument(..., help="First image."),
                                                 help="Which face of IMAGE_A (default: --face)."),
            face_b: Optional[int] = typer.Option(None, "--face-b", min=0,
                                                 help="Which face of IMAGE_B (default: --face)."),
-           threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0,
+           threshold: Optional[float] = typer.Option(None, "--threshold", callback=positive_threshold,
                                                      help="Override the model's distance threshold."),
            calibration: Optional[Path] = typer.Option(
                None, "--calibration",

@@ -9,7 +9,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from .cli import DetectorOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app, eval_app
+from .cli import (DetectorOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app, eval_app,
+                  positive_threshold)
 from .cli_gallery import _people_state, people_app, people_db
 from .collections.clustering import DEFAULT_CLUSTERER
 from .errors import CollectionError, ConfigError, FaceprintError
@@ -18,8 +19,9 @@ from .progress import progress_bar
 IndexDbOpt = typer.Option(..., "--db", help="SQLite database of the photo index (shared with the gallery).")
 AlgorithmOpt = typer.Option(DEFAULT_CLUSTERER, "--algorithm",
                             help="hdbscan (default), chinese_whispers, agglomerative, dbscan or kmeans.")
-ThresholdOpt = typer.Option(None, "--threshold", min=0.0, help="Distance threshold (default: chosen per algorithm "
-                                                               "and model, see the README, Photo collections).")
+ThresholdOpt = typer.Option(None, "--threshold", callback=positive_threshold,
+                            help="Distance threshold (default: chosen per algorithm and model, see the README, "
+                                 "Photo collections).")
 KOpt = typer.Option(None, "--k", min=1,
                     help="Number of people (kmeans; agglomerative cuts at k instead of a threshold).")
 MinSizeOpt = typer.Option(2, "--min-cluster-size", min=2, help="hdbscan: smallest cluster.")

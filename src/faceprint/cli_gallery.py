@@ -12,17 +12,19 @@ from typing import Any, List, Optional
 
 import typer
 
-from .cli import DetectorOpt, FlipOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app
+from .cli import DetectorOpt, FlipOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app, positive_threshold
 from .errors import ConfigError, EnrollmentError, GalleryError
+from .gallery.base import DEFAULT_TOP_K
 from .gallery.quality import QualityGate
 from .gallery.recognizer import ENROLL_JITTER
 from .progress import progress_bar
 
 DbOpt = typer.Option(..., "--db", help="Gallery database (SQLite file, sqlite:///PATH, milvus://HOST:PORT, "
                                        "*.milvus.db, postgresql://USER:PASS@HOST:PORT/DB).")
-ThresholdOpt = typer.Option(None, "--threshold", min=0.0, help="Accept the best identity when its distance <= "
-                                                               "this (default: the model's open-set threshold).")
-TopKOpt = typer.Option(5, "--top-k", min=1, help="Candidates listed per face.")
+ThresholdOpt = typer.Option(None, "--threshold", callback=positive_threshold,
+                            help="Accept the best identity when its distance <= this (default: the model's "
+                                 "open-set threshold).")
+TopKOpt = typer.Option(DEFAULT_TOP_K, "--top-k", min=1, help="Candidates listed per face.")
 
 
 def _open(db: str, pipe: Any = None) -> Any:

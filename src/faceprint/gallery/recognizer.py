@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import ConfigError, FaceprintError
 from ..image import ImageInput, describe, load_image
 from ..types import AlignedFaces, Faces
-from .base import Candidate, Gallery, Identification
+from .base import DEFAULT_TOP_K, Candidate, Gallery, Identification
 from .quality import QualityGate
 
 #: Two photos of one person whose vectors are closer than this are taken as the same shot: for
@@ -285,7 +285,8 @@ class Recognizer:
                                                   self.pipeline.spec.metric))
 
     # ---- identification -------------------------------------------------------------------------------
-    def identify(self, image: ImageInput, threshold: float | None = None, top_k: int = 5) -> list[FaceResult]:
+    def identify(self, image: ImageInput, threshold: float | None = None,
+                 top_k: int = DEFAULT_TOP_K) -> list[FaceResult]:
         """Every face of ``image`` (largest first) with its identity or ``None`` (unknown).
 
         Raises:
@@ -296,7 +297,7 @@ class Recognizer:
         return self.identify_faces(found.faces, found.embeddings, threshold, top_k)
 
     def identify_faces(self, faces: Faces, embeddings: Any, threshold: float | None = None,
-                       top_k: int = 5) -> list[FaceResult]:
+                       top_k: int = DEFAULT_TOP_K) -> list[FaceResult]:
         """Identify already embedded faces (row ``i`` of ``embeddings`` is face ``i``), e.g. video tracks.
 
         Without a threshold, registered models use the gallery's calibrated open-set policy;

@@ -17,7 +17,7 @@ from .errors import ConfigError, EnrollmentError, GalleryError
 from .gallery.base import DEFAULT_TOP_K
 from .gallery.quality import QualityGate
 from .gallery.recognizer import ENROLL_JITTER
-from .progress import progress_bar
+from .progress import paused, progress_bar
 
 DbOpt = typer.Option(..., "--db", help="Gallery database (SQLite file, sqlite:///PATH, milvus://HOST:PORT, "
                                        "*.milvus.db, postgresql://USER:PASS@HOST:PORT/DB).")
@@ -112,11 +112,11 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
                 for person, files in jobs:
                     reports.append(rec.enroll(person, files, keep_crops=keep_crops, sources=names,
                                               on_image=lambda _i: bar.advance(task)))
+                    if not as_json:  # each person's report once committed, off the bar's line
+                        with paused(bar):
+                            _print_report(reports[-1])
         finally:
             gallery.close()
-        if not as_json:  # after the bar is gone, so no line starts on the bar's
-            for rep in reports:
-                _print_report(rep)
         if as_json:
             _emit([r.to_dict() for r in reports])
         if not any(r.ok for r in reports):

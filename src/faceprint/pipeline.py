@@ -222,13 +222,14 @@ class FacePipeline:
         return self.embedder.embed(self.aligner.align(rgb, faces[face]))
 
     def verify(self, a: ImageInput | Embeddings, b: ImageInput | Embeddings, face: int = 0,
-               threshold: float | None = None) -> Verification:
-        """Same person? ``a`` and ``b`` are images (face ``face`` of each, largest first) or embeddings.
+               threshold: float | None = None, face_b: int | None = None) -> Verification:
+        """Same person? ``a`` and ``b`` are images (face ``face`` of ``a`` and face ``face_b``,
+        default ``face``, of ``b``; largest first) or embeddings.
 
         Raises:
             NoFaceError: an image has no (such) face.
             ModelMismatchError: embeddings come from another model.
         """
         ea = a if isinstance(a, Embeddings) else self.face_embedding(a, face)
-        eb = b if isinstance(b, Embeddings) else self.face_embedding(b, face)
+        eb = b if isinstance(b, Embeddings) else self.face_embedding(b, face if face_b is None else face_b)
         return verify_embeddings(ea, eb, self.threshold if threshold is None else threshold)

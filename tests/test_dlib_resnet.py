@@ -273,17 +273,29 @@ def _convert_in_child(cache_dir: str, log_path: str, barrier: Any, results: Any)
     """Spawned twice at once: convert into ``cache_dir``, logging each real conversion."""
     import time
 
+    import filelock
+
     os.environ["FACEPRINT_CACHE_DIR"] = cache_dir
     from faceprint.embedders import dlib_resnet as module
 
-    real = module.convert_resnet
+    real, acquire = module.convert_resnet, filelock.FileLock.acquire
+    waits = log_path + ".waits"
+
+    def noted(self: Any, *args: Any, **kwargs: Any) -> Any:  # each process notes it reached the lock
+        with open(waits, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return acquire(self, *args, **kwargs)
 
     def logged(dat: Path, out: Path) -> None:
         with open(log_path, "a") as fh:
             fh.write(f"{os.getpid()}\n")
-        time.sleep(0.5)  # hold the lock long enough for the other process to queue on it
+        # hold the lock until the other process is queued on it (polled, with a deadline)
+        deadline = time.monotonic() + 60
+        while len(Path(waits).read_text().split()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         real(dat, out)
 
+    filelock.FileLock.acquire = noted
     module.convert_resnet = logged
     barrier.wait(timeout=60)
     results.put(str(module.DlibResnetEmbedder().model_path()))
@@ -304,6 +316,7 @@ def test_two_processes_converting_at_once_end_with_one_file(tmp_path: Path, onnx
     assert len(onnx_files) == 1 and paths == {str(onnx_files[0])}
     assert list(cache.glob("*.part")) == []
     assert len(log.read_text().split()) == 1  # the second process waited and reused the file
+    assert len(Path(str(log) + ".waits").read_text().split()) >= 2  # ... it had queued on the lock meanwhile
     assert onnx_files[0].read_bytes() == onnx_file.read_bytes()  # complete, and the conversion is deterministic
 
 

@@ -187,12 +187,36 @@ def test_embeddings_match_dlib_end_to_end() -> None:
 
 # -- across processes, and without dlib ------------------------------------------------------
 
+#: Installed in the child before anything else: a meta-path finder that refuses dlib and its
+#: extension module (as if dlib-bin were not installed), and, at exit, a check that neither was
+#: imported by another route (exit code 97).
+_HIDE_DLIB = """
+import atexit, os, sys
+class _NoDlib:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('dlib', '_dlib_pybind11'):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, _NoDlib())
+for _m in [m for m in sys.modules if m.split('.')[0] in ('dlib', '_dlib_pybind11')]:
+    del sys.modules[_m]
+def _check():
+    if any(m.split('.')[0] in ('dlib', '_dlib_pybind11') for m in sys.modules):
+        sys.stderr.flush(); os._exit(97)
+atexit.register(_check)
+"""
+
+
 def _run(code: str, *args: str) -> subprocess.CompletedProcess:
     """Python ``code`` in a fresh process with ``import dlib`` failing (as without the extra)."""
     env = dict(os.environ, PYTHONPATH=str(SRC))
-    block = "import sys; sys.modules['dlib'] = None\n"  # `import dlib` now raises ImportError
-    return subprocess.run([sys.executable, "-c", block + code, *args], capture_output=True, text=True, env=env, check=False,
-                          timeout=600)
+    return subprocess.run([sys.executable, "-c", _HIDE_DLIB + code, *args], capture_output=True, text=True, env=env,
+                          check=False, timeout=600)
+
+
+def test_the_blocker_hides_dlib() -> None:
+    proc = _run("import dlib\n")
+    assert proc.returncode == 1 and "No module named 'dlib'" in proc.stderr
 
 
 def test_converted_model_is_reused_by_a_new_process(predictor: ShapePredictor) -> None:

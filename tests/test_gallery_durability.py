@@ -3,6 +3,7 @@ the ANN index kept in sync and persisted, reindex, the closed-set classifier."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -110,16 +111,32 @@ def test_ann_index_stays_in_sync_and_persists(tmp_path) -> None:
     g.remove("p000")  # incremental (on the next search): three ids leave the graph
     assert g.identify(q[:1], threshold=0.5)[0].name is None and len(g._index) == 297
     g.close()
-    assert (tmp_path / "ann.db.usearch").is_file()
-    exact.add_faces("late", Embeddings(vecs[:1] + 0.3, MODEL))  # written while the ANN file is closed
     exact.close()
-    again = open_gallery(db, ann="on")
-    assert again.identify(Embeddings(vecs[:1] + 0.3, MODEL), threshold=0.1)[0].name == "late"
-    assert len(again._index) == 298
-    again.close()
+    assert (tmp_path / "ann.db.usearch").is_file()
+    np.save(tmp_path / "late.npy", vecs[:1] + 0.3)
+    # another process writes with the ANN index off (its file closed and stale) ...
+    assert in_new_process(db, "g = open_gallery(db, ann='off'); g.add_faces('late', Embeddings(late, MODEL)); "
+                          "g.close(); print(json.dumps('ok'))") == "ok"
+    # ... and a third reopens with the index on: the saved graph, brought up to date with the database
+    assert in_new_process(db, "g = open_gallery(db, ann='on'); r = g.identify(Embeddings(late, MODEL), threshold=0.1); "
+                          "print(json.dumps([r[0].name, len(g._index), type(g._index).__name__, "
+                          "g.identify(Embeddings(first, MODEL), threshold=0.5)[0].name]))") == [
+        "late", 298, "UsearchIndex", None]  # p000, removed before, stays gone
     (tmp_path / "ann.db.usearch").write_bytes(b"torn")
     with open_gallery(db, ann="on") as torn:  # a broken index file is rebuilt from the database
         assert torn.identify(q[3:4], threshold=0.5)[0].name == "p001"
+
+
+def in_new_process(db, code: str) -> object:
+    """Run ``code`` in a fresh interpreter (``db``, ``late`` and ``first`` vectors, ``MODEL`` bound);
+    it prints JSON, returned parsed."""
+    prelude = ("import json, sys, numpy as np\nfrom faceprint import Embeddings\nfrom faceprint.gallery import open_gallery\n"
+               f"MODEL = {MODEL!r}\ndb = sys.argv[1]\nlate = np.load(sys.argv[2])\nfirst = late - 0.3\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", prelude + code, str(db), str(db.parent / "late.npy")],
+                         capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
 
 
 def assert_same_matches(got: list, want: list, atol: float = 1e-4) -> None:

@@ -4,7 +4,6 @@ identity-disjoint splits, P x K sampler balance, augmentation."""
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pytest
@@ -65,7 +64,7 @@ def test_aligned_chips_must_have_the_template_size(tmp_path) -> None:
     assert chips.chips.shape == (2, 150, 150, 3) and chips.labels.tolist() == [0, 1]
 
 
-def test_alignment_uses_the_pipeline_and_is_cached(tmp_path) -> None:
+def test_alignment_uses_the_pipeline_and_is_cached(tmp_path, monkeypatch) -> None:
     import shutil
 
     root = tmp_path / "train"
@@ -81,9 +80,16 @@ def test_alignment_uses_the_pipeline_and_is_cached(tmp_path) -> None:
     pipe = FacePipeline()
     expected = pipe.align(folder.paths[0]).chips[0]
     assert np.abs(chips.chips[0].astype(int) - expected.astype(int)).max() <= 1
-    t0 = time.perf_counter()
-    again = align_identities(folder, "dlib_150")
-    assert time.perf_counter() - t0 < 1.0
+    import faceprint.registry
+
+    def no_detector(*_a: object, **_k: object) -> None:
+        raise AssertionError("a cached alignment ran the detector again")
+
+    monkeypatch.setattr(faceprint.registry, "create_detector", no_detector)
+    again_seen: list[int] = []
+    again = align_identities(folder, "dlib_150", on_image=again_seen.append)  # served from the cache
+    assert again_seen == []
+    monkeypatch.undo()
     assert np.array_equal(again.chips, chips.chips)
     from faceprint.cache import cache_dir
 

@@ -7,6 +7,7 @@ Every command takes ``--json``. Failures print one line to stderr and exit non-z
 from __future__ import annotations
 
 import json
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -15,29 +16,75 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from .errors import FaceprintError
+from .registry import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 from .progress import progress_bar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Face detection, embedding and verification on ONNX Runtime.")
 _state = {"debug": False}
 
+
+def _hide_flag_types() -> None:
+    """Help lists a flag without a value type (Typer's Rich help shows ``<bool>`` on ``--json``,
+    ``--help`` and every other flag, which take no value)."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # pragma: no cover - another Typer layout: its help is left as it is
+        return
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_faceprint", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> Any:
+        return None if getattr(self, "is_flag", False) and not getattr(self, "count", False) else shown(self, ctx)
+
+    display_type_rich._faceprint = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
+
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
-DetectorOpt = typer.Option("mtcnn", "--detector", help="Detector name (see `faceprint models`) or .onnx path.")
-ModelOpt = typer.Option("dlib_resnet", "--model", help="Embedder name (see `faceprint models`) or .onnx path.")
+DetectorOpt = typer.Option(DEFAULT_DETECTOR, "--detector", help="Detector name (see `faceprint models`) or .onnx path.")
+ModelOpt = typer.Option(DEFAULT_EMBEDDER, "--model", help="Embedder name (see `faceprint models`) or .onnx path.")
+
+
+def positive_threshold(value: Optional[float]) -> Optional[float]:
+    """A ``--threshold`` callback: a finite distance > 0, as the service accepts (``gt=0``)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"a distance threshold must be a number > 0, got {value:g}")
+    return value
 FlipOpt = typer.Option(False, "--flip", help="Test-time augmentation: average each face's embedding with its "
                                             "mirror image's (about 2x embedding time).")
 JitterOpt = typer.Option(0, "--jitter", min=0, help="Test-time augmentation: also average N fixed jittered copies "
                                                    "of each face (about N+1 times the embedding time).")
 
 
+def _show_own_warning(message: Any, category: Any, filename: str, *_a: Any, **_k: Any) -> None:
+    """faceprint's own warnings as one line without a source path; a dependency's (pkg_resources'
+    deprecation, Pillow's EXIF notes, scikit-learn's FutureWarnings) are dropped (``--debug`` shows them)."""
+    if (Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent)
+            and not issubclass(category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))):
+        typer.echo(f"warning: {' '.join(str(message).split())}", err=True)
+
+
+def _version(show: bool) -> None:
+    if show:
+        from . import __version__
+
+        typer.echo(f"faceprint {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors, and dependencies' warnings."),
+          _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                             help="Print the version and exit.")) -> None:
     _state["debug"] = debug
-    if not debug:  # library warnings (Pillow's EXIF/TIFF notes) as one line, without source paths
+    if not debug:
         import warnings
 
-        warnings.showwarning = lambda message, category, *_a, **_k: typer.echo(
-            f"warning: {' '.join(str(message).split())}", err=True)
+        warnings.showwarning = _show_own_warning
 
 
 #: Optional modules: ``{module: (PyPI package, {command: extra}, default extra)}`` for the message
@@ -149,19 +196,22 @@ class _NoDetector:
 
 
 @app.command()
-def detect(images: List[Path] = typer.Argument(..., help="Image files."),
+def detect(paths: List[Path] = typer.Argument(..., metavar="IMAGES", help="Image files or folders (their images)."),
            detector: str = DetectorOpt, as_json: bool = JsonOpt) -> None:
     """Find faces: boxes, scores and 5 landmarks per face."""
 
     def body() -> None:
+        from .image import expand_images, load_image
         from .registry import create_detector
+        from .stages import prefetch
 
+        images = expand_images(paths)
         det = create_detector(detector)
         records = []
         with progress_bar(len(images), "detect") as bar:
             task = bar.add_task("detect", total=len(images))
-            for path in images:
-                records.append({"image": str(path), "faces": det.detect(path).by_size().to_records()})
+            for path, rgb in prefetch(images, lambda p: (p, load_image(p))):  # the next photo decodes meanwhile
+                records.append({"image": str(path), "faces": det.detect(rgb).by_size().to_records()})
                 bar.advance(task)
         if as_json:
             _emit(records)
@@ -176,7 +226,7 @@ def detect(images: List[Path] = typer.Argument(..., help="Image files."),
 
 
 @app.command()
-def embed(images: List[Path] = typer.Argument(..., help="Image files."),
+def embed(paths: List[Path] = typer.Argument(..., metavar="IMAGES", help="Image files or folders (their images)."),
           model: str = ModelOpt, detector: str = DetectorOpt,
           aligned: bool = typer.Option(False, "--aligned", help="Inputs are aligned chips of the model's input size."),
           batch_size: int = typer.Option(32, "--batch-size", min=1, help="Faces per inference call."),
@@ -185,9 +235,11 @@ def embed(images: List[Path] = typer.Argument(..., help="Image files."),
     """Embed every face of every image (in input order)."""
 
     def body() -> None:
+        from .image import expand_images
         from .registry import create_detector, create_embedder
         from .pipeline import FacePipeline
 
+        images = expand_images(paths)
         embedder = create_embedder(model, batch_size=batch_size, threads=threads, **_embedder_options(flip, jitter))
         pipe = FacePipeline(detector=_NoDetector() if aligned else create_detector(detector), embedder=embedder)
         if aligned:
@@ -216,17 +268,24 @@ def embed(images: List[Path] = typer.Argument(..., help="Image files."),
 def verify(image_a: Path = typer.Argument(..., help="First image."),
            image_b: Path = typer.Argument(..., help="Second image."),
            model: str = ModelOpt, detector: str = DetectorOpt,
-           face: int = typer.Option(0, "--face", min=0, help="Which face of each image (0 = largest)."),
-           threshold: Optional[float] = typer.Option(None, "--threshold", help="Override the model's threshold."),
+           face: int = typer.Option(0, "--face", min=0, help="Which face of both images (0 = largest); "
+                                                         "--face-a / --face-b choose per image."),
+           face_a: Optional[int] = typer.Option(None, "--face-a", min=0,
+                                                help="Which face of IMAGE_A (default: --face)."),
+           face_b: Optional[int] = typer.Option(None, "--face-b", min=0,
+                                                help="Which face of IMAGE_B (default: --face)."),
+           threshold: Optional[float] = typer.Option(None, "--threshold", callback=positive_threshold,
+                                                     help="Override the model's distance threshold."),
            calibration: Optional[Path] = typer.Option(
                None, "--calibration",
                help="Calibration JSON from `faceprint calibrate`: its threshold, plus a match probability."),
            flip: bool = FlipOpt, jitter: int = JitterOpt, as_json: bool = JsonOpt) -> None:
-    """Same person? Compares the largest face of each image (or face --face)."""
+    """Same person? Compares the largest face of each image (or the faces --face, --face-a, --face-b)."""
 
     def body() -> None:
         pipe = _pipeline(detector, model, calibration=calibration, flip=flip, jitter=jitter)
-        result = pipe.verify(image_a, image_b, face=face, threshold=threshold)
+        result = pipe.verify(image_a, image_b, face=face if face_a is None else face_a, threshold=threshold,
+                             face_b=face if face_b is None else face_b)
         probability = pipe.match_probability(result.distance)
         if as_json:
             data = result.to_dict()
@@ -253,11 +312,12 @@ def models(as_json: bool = JsonOpt) -> None:
         if as_json:
             _emit(listing)
             return
-        for kind in ("detectors", "embedders"):
+        for kind in ("detectors", "embedders", "landmarks"):
             typer.echo(f"{kind}:")
             for item in listing[kind]:
                 star = " (default)" if item["default"] else ""
                 typer.echo(f"  {item['name']}{star}: {item['summary']}")
+                typer.echo(f"    licence: {item['licence']}")
                 spec = item.get("spec")
                 if spec:
                     typer.echo(f"    input {spec['input_size']}px, template {spec['template']}, {spec['dim']}-d, "
@@ -378,10 +438,36 @@ from . import cli_collections  # noqa: E402,F401  (registers index, cluster, peo
 from . import cli_training  # noqa: E402,F401  (registers commands)
 from . import cli_service  # noqa: E402,F401  (registers serve and keys)
 from . import cli_video  # noqa: E402,F401  (registers video)
+from . import cli_info  # noqa: E402,F401  (registers info)
+
+
+def _click_exceptions() -> Any:
+    """The CLI framework's exception module (Typer >= 0.20 vendors click as ``typer._click``)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # older Typer on click
+        from click import exceptions
+    return exceptions
 
 
 def main() -> None:
-    app()
+    """The ``faceprint`` entry point: usage errors (a bad value, an unknown option) are one line
+    on stderr too, with click's usage exit code (2)."""
+    exceptions = _click_exceptions()
+    try:
+        code = app(standalone_mode=False)
+    except exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        code = exc.exit_code
+    except exceptions.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
+        code = exc.exit_code
+    except exceptions.Abort:
+        typer.echo("error: aborted", err=True)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -9,17 +9,19 @@ from typing import Any, List, Optional
 
 import typer
 
-from .cli import DetectorOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app, eval_app
+from .cli import (DetectorOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app, eval_app,
+                  positive_threshold)
 from .cli_gallery import _people_state, people_app, people_db
 from .collections.clustering import DEFAULT_CLUSTERER
-from .errors import ConfigError, FaceprintError
+from .errors import CollectionError, ConfigError, FaceprintError
 from .progress import progress_bar
 
 IndexDbOpt = typer.Option(..., "--db", help="SQLite database of the photo index (shared with the gallery).")
 AlgorithmOpt = typer.Option(DEFAULT_CLUSTERER, "--algorithm",
                             help="hdbscan (default), chinese_whispers, agglomerative, dbscan or kmeans.")
-ThresholdOpt = typer.Option(None, "--threshold", help="Distance threshold (default: chosen per algorithm and "
-                                                      "model, see the README, Photo collections).")
+ThresholdOpt = typer.Option(None, "--threshold", callback=positive_threshold,
+                            help="Distance threshold (default: chosen per algorithm and model, see the README, "
+                                 "Photo collections).")
 KOpt = typer.Option(None, "--k", min=1,
                     help="Number of people (kmeans; agglomerative cuts at k instead of a threshold).")
 MinSizeOpt = typer.Option(2, "--min-cluster-size", min=2, help="hdbscan: smallest cluster.")
@@ -57,8 +59,33 @@ def index(folder: Path = typer.Argument(..., help="Folder tree of photos."), db:
         typer.echo(f"{rep.files} photos: {rep.new} new, {rep.changed} changed, {rep.unchanged} unchanged, "
                    f"{rep.removed} removed; indexed {rep.processed} ({rep.faces} faces, {rep.errors} unreadable) "
                    f"in {rep.seconds:.1f} s ({rep.images_per_s:.1f} photos/s)")
+        if rep.unreadable:
+            shown = "; ".join(f"{path} ({why})" for path, why in rep.unreadable[:UNREADABLE_SHOWN])
+            more = len(rep.unreadable) - UNREADABLE_SHOWN
+            typer.echo(f"unreadable: {shown}" + (f"; and {more} more (see --json)" if more > 0 else ""))
 
     _run(body)
+
+
+#: Unreadable photos named by ``faceprint index`` (the rest are counted; ``--json`` lists all).
+UNREADABLE_SHOWN = 5
+
+
+def _require_index(db: str) -> None:
+    """Raise CollectionError, saying to run ``faceprint index``, when ``db`` holds no indexed face."""
+    from .collections.store import connect
+    from .dburi import parse_db
+
+    uri = parse_db(db)
+    if uri.path is not None and not uri.path.exists():
+        raise CollectionError(f"{db}: no such photo index; run `faceprint index FOLDER --db {db}` first")
+    conn = connect(db)
+    try:
+        empty = conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 0
+    finally:
+        conn.close()
+    if empty:
+        raise CollectionError(f"{db} holds no indexed faces; run `faceprint index FOLDER --db {db}` first")
 
 
 def _pairs(values: List[str], flag: str) -> list[tuple[int, int]]:
@@ -92,6 +119,7 @@ def cluster(db: str = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opti
         from .collections.assign import cluster_index
         from .collections.store import add_links, connect
 
+        _require_index(db)
         conn = connect(db)
         add_links(conn, _pairs(must_link, "--must-link"), "must")
         add_links(conn, _pairs(cannot_link, "--cannot-link"), "cannot")

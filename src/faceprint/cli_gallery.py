@@ -12,17 +12,19 @@ from typing import Any, List, Optional
 
 import typer
 
-from .cli import DetectorOpt, FlipOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app
+from .cli import DetectorOpt, FlipOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app, positive_threshold
 from .errors import ConfigError, EnrollmentError, GalleryError
+from .gallery.base import DEFAULT_TOP_K
 from .gallery.quality import QualityGate
 from .gallery.recognizer import ENROLL_JITTER
-from .progress import progress_bar
+from .progress import paused, progress_bar
 
 DbOpt = typer.Option(..., "--db", help="Gallery database (SQLite file, sqlite:///PATH, milvus://HOST:PORT, "
                                        "*.milvus.db, postgresql://USER:PASS@HOST:PORT/DB).")
-ThresholdOpt = typer.Option(None, "--threshold", help="Accept the best identity when its distance <= this "
-                                                      "(default: the model's open-set threshold).")
-TopKOpt = typer.Option(5, "--top-k", min=1, help="Candidates listed per face.")
+ThresholdOpt = typer.Option(None, "--threshold", callback=positive_threshold,
+                            help="Accept the best identity when its distance <= this (default: the model's "
+                                 "open-set threshold).")
+TopKOpt = typer.Option(DEFAULT_TOP_K, "--top-k", min=1, help="Candidates listed per face.")
 
 
 def _open(db: str, pipe: Any = None) -> Any:
@@ -93,11 +95,11 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
         if from_folders is not None and name is not None:
             raise ConfigError("give either NAME IMAGE... or --from-folders DIR, not both")
         pipe = _pipeline(detector, model, flip=flip)
+        names: Optional[list[str]] = None
         if video is not None:
-            from .video.enroll import best_track_frames
-
-            jobs: list[tuple[Any, list[Any]]] = [(name, [c.rgb for c in best_track_frames(video, pipe.detector,
-                                                                                          n=video_frames)])]
+            crops = _video_frames(video, pipe.detector, video_frames)
+            jobs: list[tuple[Any, list[Any]]] = [(name, [c.rgb for c in crops])]
+            names = [c.source(video) for c in crops]
         else:
             jobs = person_folders(from_folders) if from_folders is not None else [(name, list(images or []))]
         gallery = _open(db, pipe)
@@ -108,10 +110,11 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
             with progress_bar(total, "enroll") as bar:
                 task = bar.add_task("enroll", total=total)
                 for person, files in jobs:
-                    rep = rec.enroll(person, files, keep_crops=keep_crops, on_image=lambda _i: bar.advance(task))
-                    reports.append(rep)
-                    if not as_json:
-                        _print_report(rep)
+                    reports.append(rec.enroll(person, files, keep_crops=keep_crops, sources=names,
+                                              on_image=lambda _i: bar.advance(task)))
+                    if not as_json:  # each person's report once committed, off the bar's line
+                        with paused(bar):
+                            _print_report(reports[-1])
         finally:
             gallery.close()
         if as_json:
@@ -126,8 +129,21 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
     _run(body)
 
 
+def _video_frames(video: Path, detector: Any, n: int) -> list[Any]:
+    """The best ``n`` frames of the video's main track, with a progress bar over its frames."""
+    from .video.enroll import best_track_frames
+    from .video.source import VideoSource
+
+    with VideoSource(video) as source:
+        total = source.frame_count or 0
+    with progress_bar(total, f"reading {video.name}", unit="frame") as bar:
+        task = bar.add_task("read", total=total or None)
+        return best_track_frames(video, detector, n=n, on_frame=lambda _i: bar.advance(task))
+
+
 @app.command()
-def identify(images: List[Path] = typer.Argument(..., help="Photos to identify (every face in each)."),
+def identify(images: List[Path] = typer.Argument(..., help="Photos (or folders of them) to identify, every face "
+                                                       "in each."),
              db: Optional[str] = typer.Option(None, "--db", help="Gallery database to search."),
              known: Optional[Path] = typer.Option(None, "--known", help="No database: enroll DIR/<name>/ "
                                                   "folders (or DIR/<name>.jpg files) in memory and print file,name CSV."),
@@ -140,8 +156,11 @@ def identify(images: List[Path] = typer.Argument(..., help="Photos to identify (
 
         if (db is None) == (known is None):
             raise ConfigError("give exactly one of --db PATH or --known DIR")
+        from .image import expand_images
+
         if db is not None:
             _require_db(db)
+        photos = expand_images(images)
         pipe = _pipeline(detector, model, flip=flip)
         gallery = _open(db if db is not None else ":memory:", pipe)
         rec = Recognizer(pipe, gallery, threshold=threshold)
@@ -150,10 +169,10 @@ def identify(images: List[Path] = typer.Argument(..., help="Photos to identify (
                 for person, files in _known_people(known):
                     rec.enroll(person, files, dedupe=False)
             records = []
-            indexed = {} if db is None or flip else _indexed(db, images, pipe.spec)
-            with progress_bar(len(images), "identify") as bar:
-                task = bar.add_task("identify", total=len(images))
-                for path in images:
+            indexed = {} if db is None or flip else _indexed(db, photos, pipe.spec)
+            with progress_bar(len(photos), "identify") as bar:
+                task = bar.add_task("identify", total=len(photos))
+                for path in photos:
                     found = (rec.identify(path, top_k=top_k) if str(path) not in indexed
                              else rec.identify_faces(*indexed[str(path)], top_k=top_k))
                     records.append({"image": str(path), "faces": [f.to_record() for f in found]})
@@ -272,8 +291,8 @@ def people_list(as_json: bool = JsonOpt) -> None:
     """Every enrolled person with their number of samples."""
 
     def body() -> None:
-        with people_db() as g:
-            people = g.people()
+        with people_db() as g:  # --json lists each person's sources, as `show` does
+            people = [g.person(p.name) for p in g.people()] if as_json else g.people()
         if as_json:
             _emit([p.to_dict() for p in people])
             return

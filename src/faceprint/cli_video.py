@@ -69,7 +69,8 @@ def video(source: str = typer.Argument(..., help="Video file, camera index (0, 1
           recheck_every: int = typer.Option(15, "--recheck-every", min=1, help="Frames between re-checks of a "
                                             "track's identity (each embeds its best frame of the stretch)."),
           threshold: Optional[float] = ThresholdOpt,
-          blink: bool = typer.Option(False, "--blink", help="Active liveness: a track is live after a blink."),
+          blink: bool = typer.Option(False, "--blink", help="Active liveness: a track is live after a blink. "
+                                     "Uses dlib's 68-point landmarks (iBUG 300-W): not licensed for commercial use."),
           head_turn: bool = typer.Option(False, "--head-turn", help="Active liveness challenge: turn the head "
                                          "both ways."),
           antispoof: Optional[List[Path]] = typer.Option(None, "--antispoof", help="Passive liveness model "

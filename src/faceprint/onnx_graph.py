@@ -6,6 +6,8 @@ only imported when a model is converted.
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -96,6 +98,11 @@ class GraphBuilder:
 def open_session(path: str | Path, threads: int = 0, spinning: bool = True, fixed_shapes: bool = True) -> Any:
     """An ONNX Runtime CPU session; ``threads=0`` lets ORT use all cores.
 
+    The first session of a model file is optimised (``ORT_ENABLE_ALL``) and the optimised graph
+    saved to the faceprint cache (:func:`optimized_model_path`); later sessions, in any process,
+    load that file with graph optimisations off, which skips most of the session set-up (the
+    dlib ResNet: ~0.25 s instead of ~0.6 s). The outputs are the same.
+
     Args:
         spinning: let idle worker threads spin. Turn off for code that alternates several
             sessions with OpenCV/numpy work, where spinning workers steal the cores the next
@@ -110,15 +117,79 @@ def open_session(path: str | Path, threads: int = 0, spinning: bool = True, fixe
 
     from .errors import ModelLoadError
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    if not spinning:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.enable_mem_pattern = bool(fixed_shapes)
+    def options(level: Any) -> Any:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = level
+        opts.log_severity_level = 3
+        if not spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.enable_mem_pattern = bool(fixed_shapes)
+        return opts
+
+    def create(model: Path, opts: Any) -> Any:
+        return ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+
+    optimized = optimized_model_path(path)
+    if optimized is not None and optimized.is_file():
+        try:
+            return create(optimized, options(ort.GraphOptimizationLevel.ORT_DISABLE_ALL))
+        except Exception:  # a damaged cache file: optimise the original again below
+            optimized.unlink(missing_ok=True)
+    opts = options(ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    # one temporary name per process and thread: two openers never write the same file
+    tmp = None if optimized is None else optimized.with_name(f"{optimized.name}.{os.getpid()}-{threading.get_ident()}.part")
+    if tmp is not None:
+        opts.optimized_model_filepath = str(tmp)
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        session = create(Path(path), opts)
     except Exception as exc:  # ORT raises several unrelated types
         raise ModelLoadError(f"could not load ONNX model {path}: {exc}") from exc
+    finally:
+        if tmp is not None and tmp.is_file():
+            try:
+                os.replace(tmp, optimized)  # atomic: a reader sees the whole file or none
+            except OSError:
+                tmp.unlink(missing_ok=True)
+    return session
+
+
+def optimized_model_path(path: str | Path) -> Path | None:
+    """Where the optimised copy of ONNX model ``path`` is cached, or None when the file is missing.
+
+    The name is keyed by the model file (resolved path, size, modification time), the ONNX
+    Runtime version and this CPU (an ``ORT_ENABLE_ALL`` graph may use kernels and layouts chosen
+    for the machine that optimised it), so a changed model, upgrade or another machine sharing
+    the cache never loads a stale graph.
+    """
+    import hashlib
+    import platform
+
+    import onnxruntime as ort
+
+    from .cache import cache_dir
+
+    source = Path(path)
+    try:
+        stat = source.resolve().stat()
+    except OSError:
+        return None
+    key = "|".join([str(source.resolve()), str(stat.st_size), str(stat.st_mtime_ns), ort.__version__,
+                    platform.machine(), _cpu_flags()])
+    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+    return cache_dir() / f"ort-{source.stem}-{digest}.onnx"
+
+
+def _cpu_flags() -> str:
+    """The CPU's feature flags (Linux), so a cache shared by different machines keeps them apart."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor()

@@ -114,28 +114,41 @@ class FacePipeline:
         return self.embed_many([image], faces=None if faces is None else [faces])[0]
 
     def embed_many(self, images: Iterable[ImageInput], faces: Sequence[Faces] | None = None,
-                   on_image: Callable[[int], None] | None = None) -> list[FaceEmbeddings]:
+                   on_image: Callable[[int], None] | None = None, pipelined: bool = True) -> list[FaceEmbeddings]:
         """Embed every face of every image; chips of all images share embedder batches.
 
-        Pipelined: whenever a full embedder batch of chips is ready it is embedded on a
-        worker thread while the calling thread detects and aligns the next images (ONNX
-        Runtime releases the GIL), so the two stages overlap on a multi-core machine. The
-        vectors are those of one sequential call. ``images`` may be a generator: each image
-        is read when its turn comes and only its faces are kept, not its pixels or chips.
+        Pipelined: three stages overlap on threads (decoding, ONNX Runtime and OpenCV release
+        the GIL). A reader thread decodes up to two images ahead (:func:`~faceprint.stages.prefetch`;
+        a generator of images is advanced there); the calling thread detects and aligns; whenever
+        a full embedder batch of chips is ready it is embedded on a worker thread. The results
+        are those of ``pipelined=False`` (everything on the calling thread, the same batches).
+        Each image is read when its turn comes and only its faces are kept, not its pixels or chips.
 
         ``on_image(i)`` is called after image ``i`` is detected and aligned (for progress bars).
 
         Raises:
             ImageDecodeError: an image cannot be read.
         """
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import Future, ThreadPoolExecutor
+        from contextlib import closing, nullcontext
+
+        from .stages import prefetch
+
+        class _Inline:  # the executor interface, run on the calling thread
+            def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+                future: Future = Future()
+                future.set_result(fn(*args))
+                return future
 
         flush = max(1, int(getattr(self.embedder, "batch_size", 32)))
         found: list[Faces] = []
         pending: list[np.ndarray] = []
         batches = []
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceprint-embed") as worker:
-            for i, image in enumerate(images):
+        decoded = prefetch(images, load_image) if pipelined else iter(map(load_image, images))
+        with closing(decoded) if pipelined else nullcontext(), \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceprint-embed") as pool:
+            worker = pool if pipelined else _Inline()
+            for i, image in enumerate(decoded):
                 aligned = self.align(image, None if faces is None else faces[i])
                 found.append(aligned.faces)
                 pending.append(aligned.chips)
@@ -164,19 +177,36 @@ class FacePipeline:
     def embed_aligned(self, chips: np.ndarray | Iterable[ImageInput]) -> Embeddings:
         """Embed already aligned chips of the model's input size (array or images).
 
+        Images are decoded one embedder batch ahead on a reader thread
+        (:func:`~faceprint.stages.prefetch`) while the current batch is embedded; the vectors are
+        those of one call on all chips (the embedder's batches are the same).
+
         Raises:
             ConfigError: a chip is not of the model's input size.
+            ImageDecodeError: an image cannot be read.
         """
-        if not isinstance(chips, np.ndarray):
-            size = self.spec.input_size
+        if isinstance(chips, np.ndarray):
+            return self.embedder.embed(AlignedFaces(chips, self.aligner.template))
+        from .stages import prefetch
+
+        size = self.spec.input_size
+
+        def load_batch(items: Sequence[ImageInput]) -> np.ndarray:
             loaded = []
-            for item in chips:
+            for item in items:
                 rgb = load_image(item)
                 if rgb.shape[:2] != (size, size):
                     raise ConfigError(f"{describe(item)}: expected an aligned {size}x{size} chip, got {rgb.shape[1]}x{rgb.shape[0]}")
                 loaded.append(rgb)
-            chips = np.stack(loaded) if loaded else np.zeros((0, size, size, 3), np.uint8)
-        return self.embedder.embed(AlignedFaces(chips, self.aligner.template))
+            return np.stack(loaded)
+
+        items = list(chips)
+        step = max(1, int(getattr(self.embedder, "batch_size", 32)))
+        batches = [items[i:i + step] for i in range(0, len(items), step)]
+        parts = [self.embedder.embed(AlignedFaces(c, self.aligner.template)) for c in prefetch(batches, load_batch)]
+        if not parts:
+            return self.embedder.embed(AlignedFaces(np.zeros((0, size, size, 3), np.uint8), self.aligner.template))
+        return Embeddings(np.concatenate([e.vectors for e in parts]), parts[0].model_id, parts[0].metric)
 
     def face_embedding(self, image: ImageInput, face: int = 0) -> Embeddings:
         """The embedding of face number ``face`` (0 = largest) of ``image``.
@@ -192,13 +222,14 @@ class FacePipeline:
         return self.embedder.embed(self.aligner.align(rgb, faces[face]))
 
     def verify(self, a: ImageInput | Embeddings, b: ImageInput | Embeddings, face: int = 0,
-               threshold: float | None = None) -> Verification:
-        """Same person? ``a`` and ``b`` are images (face ``face`` of each, largest first) or embeddings.
+               threshold: float | None = None, face_b: int | None = None) -> Verification:
+        """Same person? ``a`` and ``b`` are images (face ``face`` of ``a`` and face ``face_b``,
+        default ``face``, of ``b``; largest first) or embeddings.
 
         Raises:
             NoFaceError: an image has no (such) face.
             ModelMismatchError: embeddings come from another model.
         """
         ea = a if isinstance(a, Embeddings) else self.face_embedding(a, face)
-        eb = b if isinstance(b, Embeddings) else self.face_embedding(b, face)
+        eb = b if isinstance(b, Embeddings) else self.face_embedding(b, face if face_b is None else face_b)
         return verify_embeddings(ea, eb, self.threshold if threshold is None else threshold)

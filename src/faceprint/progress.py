@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 
 def progress_bar(total: int, label: str, unit: str = "img", min_total: int = 4) -> Any:
@@ -23,3 +24,17 @@ def progress_bar(total: int, label: str, unit: str = "img", min_total: int = 4) 
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn(),
                     transient=True, disable=total < min_total or not sys.stderr.isatty(),
                     console=Console(stderr=True))
+
+
+@contextmanager
+def paused(bar: Any) -> Iterator[None]:
+    """Take the bar off the terminal while the body prints to stdout, then draw it again, so a
+    printed line never starts on the bar's line (a no-op for a disabled bar)."""
+    live = not bar.disable and bar.live.is_started
+    if live:
+        bar.stop()
+    try:
+        yield
+    finally:
+        if live:
+            bar.start()

@@ -19,6 +19,8 @@ from .errors import UnknownModelError
 class Entry:
     target: str  # "module:Class", relative to the faceprint package
     summary: str
+    licence: str = "that of the model file you give"
+    cache_prefix: str = ""  # converted files in the cache start with this (see `faceprint info`)
 
     def load(self) -> Any:
         module, _, name = self.target.partition(":")
@@ -27,14 +29,29 @@ class Entry:
 
 DETECTORS: dict[str, Entry] = {
     "mtcnn": Entry(".detectors.mtcnn:MtcnnDetector",
-                   "MTCNN cascade (weights from the mtcnn package) on ONNX Runtime; 5 landmarks"),
+                   "MTCNN cascade (weights from the mtcnn package) on ONNX Runtime; 5 landmarks",
+                   "MIT (weights from the mtcnn package)", "mtcnn_"),
     "hog": Entry(".detectors.hog:HogDetector",
-                 "dlib HOG + linear SVM (face_recognition's default); landmarks from dlib's 5-point predictor"),
+                 "dlib HOG + linear SVM (face_recognition's default); landmarks from dlib's 5-point predictor",
+                 "Boost Software Licence (dlib); 5-point landmarks public domain (CC0, face-recognition-models)",
+                 "shape_predictor_5_"),
 }
 EMBEDDERS: dict[str, Entry] = {
     "dlib_resnet": Entry(".embedders.dlib_resnet:DlibResnetEmbedder",
-                         "dlib's 128-d ResNet (face-recognition-models) ported to ONNX Runtime"),
+                         "dlib's 128-d ResNet (face-recognition-models) ported to ONNX Runtime",
+                         "public domain (CC0, dlib's model shipped by face-recognition-models)", "dlib_resnet_"),
 }
+#: Landmark models the pipeline loads on its own (alignment, blink liveness); listed for their licences.
+LANDMARKS: dict[str, Entry] = {
+    "shape_predictor_5": Entry(".align:DlibChipAligner", "dlib's 5-point landmarks (face chips for dlib_resnet, hog)",
+                               "public domain (CC0, face-recognition-models)", "shape_predictor_5_"),
+    "shape_predictor_68": Entry(".video.blink:Landmarks68", "dlib's 68-point landmarks (video --blink liveness)",
+                                "trained on iBUG 300-W, whose licence excludes commercial use: not for commercial "
+                                "products"),
+}
+#: One line printed wherever the 68-point model is used.
+LANDMARKS_68_NOTICE = ("blink liveness uses dlib's 68-point landmark model, trained on iBUG 300-W: "
+                       "not licensed for commercial use")
 #: The ONNX backends used when a path is given instead of a name.
 ONNX_DETECTOR = Entry(".detectors.onnx_yunet:OnnxYunetDetector", "YuNet-style ONNX detector from a path")
 ONNX_EMBEDDER = Entry(".embedders.onnx_path:OnnxPathEmbedder", "ONNX embedder from a path with a spec")
@@ -91,13 +108,18 @@ def create_embedder(name: str | Path = DEFAULT_EMBEDDER, **kwargs: Any) -> Any:
 
 
 def list_models() -> dict[str, list[dict[str, Any]]]:
-    """Registered detectors and embedders with their summaries (and specs for embedders)."""
-    detectors = [{"name": n, "summary": e.summary, "default": n == DEFAULT_DETECTOR} for n, e in DETECTORS.items()]
-    detectors.append({"name": "onnx", "summary": ONNX_DETECTOR.summary, "default": False})
+    """Registered detectors, embedders and landmark models with their summaries and licences (and
+    specs for embedders)."""
+    detectors = [{"name": n, "summary": e.summary, "default": n == DEFAULT_DETECTOR, "licence": e.licence}
+                 for n, e in DETECTORS.items()]
+    detectors.append({"name": "onnx", "summary": ONNX_DETECTOR.summary, "default": False,
+                      "licence": ONNX_DETECTOR.licence})
     embedders = []
     for n, e in EMBEDDERS.items():
         spec = getattr(import_module(e.target.split(":")[0], __package__), "SPEC", None)
-        embedders.append({"name": n, "summary": e.summary, "default": n == DEFAULT_EMBEDDER,
+        embedders.append({"name": n, "summary": e.summary, "default": n == DEFAULT_EMBEDDER, "licence": e.licence,
                           "spec": spec.to_dict() if spec is not None else None})
-    embedders.append({"name": "onnx", "summary": ONNX_EMBEDDER.summary, "default": False, "spec": None})
-    return {"detectors": detectors, "embedders": embedders}
+    embedders.append({"name": "onnx", "summary": ONNX_EMBEDDER.summary, "default": False,
+                      "licence": ONNX_EMBEDDER.licence, "spec": None})
+    landmarks = [{"name": n, "summary": e.summary, "default": False, "licence": e.licence} for n, e in LANDMARKS.items()]
+    return {"detectors": detectors, "embedders": embedders, "landmarks": landmarks}

@@ -53,6 +53,22 @@ def test_verify_same_and_different_people(client, service, pipeline) -> None:
     assert strict["threshold"] == 0.01 and strict["match"] is False
 
 
+def test_verify_chooses_a_face_per_image_as_the_cli(client, service, pipeline) -> None:
+    two = shared("people", "two_people.jpg")
+    files = {"image_a": (two.name, two.read_bytes()), "image_b": (two.name, two.read_bytes())}
+
+    def distance(query: str) -> float:
+        r = client.post(f"/v1/verify?{query}", headers=service.headers("read"), files=files)
+        assert r.status_code == 200, r.text
+        return r.json()["distance"]
+
+    apart = distance("face_a=0&face_b=1")
+    assert distance("face=1") < 1e-6 and apart > 0.6
+    assert abs(apart - pipeline.verify(two, two, face=0, face_b=1).distance) < 1e-4
+    assert abs(distance("face=1&face_a=0") - apart) < 1e-6  # face_b falls back to face
+    assert client.post("/v1/verify?face_b=-1", headers=service.headers("read"), files=files).status_code == 422
+
+
 def test_verify_reports_probability_with_a_calibration(tmp_path, pipeline) -> None:
     from fastapi.testclient import TestClient
 

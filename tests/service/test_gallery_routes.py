@@ -149,23 +149,5 @@ def test_enrollment_during_identify_load_loses_nothing(live_server) -> None:
     assert stored == {d.name: 1 for d in lfw}
 
 
-def test_cli_and_service_share_the_database(client, service) -> None:
-    """People enrolled and keys created with the CLI on the server's --db work over HTTP at once."""
-    from typer.testing import CliRunner
-
-    from faceprint.cli import app as cli_app
-
-    runner = CliRunner()
-    train = shared(*KNN, "train", "obama")
-    enrolled = runner.invoke(cli_app, ["enroll", "obama", str(train / "obama.jpg"), str(train / "obama2.jpg"),
-                                       "--db", str(service.db)])
-    assert enrolled.exit_code == 0, enrolled.output
-    created = runner.invoke(cli_app, ["keys", "create", "--db", str(service.db), "--scope", "read"])
-    key = created.stdout.strip().splitlines()[-1]
-    faces = client.post("/v1/identify", headers={"X-API-Key": key},
-                        files={"image": _file(*KNN, "test", "obama1.jpg")}).json()["faces"]
-    assert faces[0]["name"] == "obama"
-    # and a photo the CLI enrolled is a duplicate for the API too (same file hash)
-    r = client.post("/v1/people/obama/faces", headers=service.headers("enroll"),
-                    files={"image": (train.name, (train / "obama.jpg").read_bytes())})
-    assert r.status_code == 422 and "duplicate" in r.json()["detail"]
+# The CLI and a server sharing one database: tests/test_cli_subprocess.py, with a real `faceprint`
+# process beside a real `faceprint serve` process (no CliRunner, no TestClient).

@@ -126,4 +126,7 @@ def test_serve_on_milvus_keeps_keys_in_keys_db(tmp_path: Path) -> None:
         assert [f["name"] for f in faces["faces"]] == ["Jo Biden"]
         assert httpx.get(url + "/metrics", headers=auth).status_code == 200
     listed = faceprint("people", "--db", "g.milvus.db", "list", "--json", cwd=tmp_path)  # reopened by a new process
-    assert json.loads(listed.stdout) == [{"name": "Jo Biden", "samples": 1, "metadata": {}, "sources": []}]
+    shown = json.loads(faceprint("people", "--db", "g.milvus.db", "show", "Jo Biden", "--json", cwd=tmp_path).stdout)
+    expected = [{"name": "Jo Biden", "samples": 1, "metadata": {}, "sources": shown["sources"]}]
+    assert json.loads(listed.stdout) == expected
+    assert len(shown["sources"]) == 1  # `list --json` shows the sources `show` lists (issue 19)

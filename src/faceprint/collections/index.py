@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -19,7 +19,8 @@ from .workers import Item, PhotoResult, PipelineConfig, make_runner, threads_per
 
 @dataclass
 class IndexReport:
-    """What one index run did; ``images_per_s`` counts processed photos over wall time."""
+    """What one index run did; ``images_per_s`` counts processed photos over wall time and
+    ``unreadable`` lists ``(path, reason)`` for the photos of this run that could not be read."""
 
     files: int
     new: int
@@ -31,6 +32,7 @@ class IndexReport:
     faces: int
     errors: int
     seconds: float
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def images_per_s(self) -> float:
@@ -97,6 +99,7 @@ def index_folder(conn: sqlite3.Connection, root: str | Path, config: PipelineCon
         on_plan(len(work.todo))
     spec = create_embedder(config.model).spec
     processed = faces = errors = 0
+    unreadable: list[tuple[str, str]] = []
     if work.todo:
         runner = make_runner(config, workers, ray_address)
         try:
@@ -104,12 +107,13 @@ def index_folder(conn: sqlite3.Connection, root: str | Path, config: PipelineCon
                 faces += store_results(conn, results, spec.model_id, spec.metric)
                 processed += len(results)
                 errors += sum(r.error is not None for r in results)
+                unreadable += [(r.file.path, str(r.error)) for r in results if r.error is not None]
                 if on_chunk is not None:
                     on_chunk(len(results))
         finally:
             runner.close()
     return IndexReport(len(files), work.new, work.changed, work.unchanged, work.touched, work.removed,
-                       processed, faces, errors, time.perf_counter() - t0)
+                       processed, faces, errors, time.perf_counter() - t0, unreadable)
 
 
 __all__ = ["IndexReport", "index_folder", "store_results"]

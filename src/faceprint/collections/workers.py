@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..errors import ConfigError, FaceprintError
+from ..registry import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 from .scan import PhotoFile, sha256_bytes
 
 
@@ -23,8 +24,8 @@ from .scan import PhotoFile, sha256_bytes
 class PipelineConfig:
     """How a worker builds its :class:`~faceprint.pipeline.FacePipeline` (picklable)."""
 
-    detector: str = "mtcnn"
-    model: str = "dlib_resnet"
+    detector: str = DEFAULT_DETECTOR
+    model: str = DEFAULT_EMBEDDER
     threads: int = 0  # ONNX Runtime intra-op threads per worker (0 = all cores)
     batch_size: int = 32
 

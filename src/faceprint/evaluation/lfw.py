@@ -226,7 +226,7 @@ def format_report(rep: EvalReport) -> str:
                   + (", flip-averaged" if rep.flip else "")
                   + (f", {rep.jitter} jitters averaged" if rep.jitter else "")),
         ("protocol", rep.protocol),
-        ("accuracy", f"{rep.accuracy_mean:.4f} +/- {rep.accuracy_std:.4f}"),
+        ("accuracy", f"{rep.accuracy_mean:.4f}" + (f" +/- {rep.accuracy_std:.4f}" if rep.n_folds > 1 else "")),
         ("thresholds", ", ".join(f"{t:.4f}" for t in rep.thresholds)),
         ("accuracy @ default", f"{rep.accuracy_at_default_threshold:.4f} (threshold {rep.default_threshold:g})"),
         ("AUC", f"{rep.auc:.5f}"),

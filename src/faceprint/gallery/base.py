@@ -25,6 +25,9 @@ from .scoring import OpenSetPolicy, identify_rows
 #: ``export``/``import_`` file format version.
 EXPORT_FORMAT = 1
 
+#: Candidates listed per face by identify, in the library, the CLI (--top-k) and the service (top_k).
+DEFAULT_TOP_K = 5
+
 
 def check_sample_rows(n: int, sources: Sequence[Any] | None, crops: np.ndarray | None,
                       hashes: Sequence[Any] | None) -> int:
@@ -197,7 +200,7 @@ class Gallery(abc.ABC):
         return [[Match(n, float(d), int(i)) for d, i, n in zip(dr, ir, nr) if i >= 0]
                 for dr, ir, nr in zip(dist, ids, names)]
 
-    def identify(self, embeddings: Embeddings, *, threshold: float | None = None, top_k: int = 5,
+    def identify(self, embeddings: Embeddings, *, threshold: float | None = None, top_k: int = DEFAULT_TOP_K,
                  policy: Any = None) -> list[Identification]:
         """Who is each query face? One :class:`Identification` per row of ``embeddings``.
 

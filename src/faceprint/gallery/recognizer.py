@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import ConfigError, FaceprintError
 from ..image import ImageInput, describe, load_image
 from ..types import AlignedFaces, Faces
-from .base import Gallery
+from .base import DEFAULT_TOP_K, Gallery
 from .quality import QualityGate
 from .results import Candidate, Identification
 
@@ -161,7 +161,8 @@ class Recognizer:
     # ---- enrollment ---------------------------------------------------------------------------------
     def enroll(self, name: str, images: Sequence[ImageInput], *, gate: QualityGate | None = None,
                metadata: dict[str, Any] | None = None, keep_crops: bool = False, dedupe: bool = True,
-               on_image: Callable[[int], None] | None = None) -> EnrollReport:
+               on_image: Callable[[int], None] | None = None,
+               sources: Sequence[str] | None = None) -> EnrollReport:
         """Add the photos of one person that pass the quality gate, in one transaction.
 
         Each photo must show one face, or a clear subject among several (see
@@ -169,16 +170,21 @@ class Recognizer:
         unreadable photos, rejected ones and duplicates (a photo already enrolled, or a second
         copy of the same shot) are listed in :attr:`EnrollReport.rejected` instead of raising.
         ``keep_crops`` stores the aligned chips (off by default: privacy) so the gallery can
-        be re-embedded with another model later.
+        be re-embedded with another model later. ``sources`` names the photos in the report and
+        the gallery (default: their paths, ``#i`` for in-memory images).
 
         Raises:
             ModelMismatchError: the pipeline's model differs from the gallery's.
+            ConfigError: ``sources`` does not name every image.
         """
         gate = gate if gate is not None else self.gate
         report = EnrollReport(name)
-        chips, sources, hashes = [], [], []
+        if sources is not None and len(sources) != len(images):
+            raise ConfigError(f"{len(sources)} source names for {len(images)} images")
+        names, chips, sources, hashes = sources, [], [], []
         for i, image in enumerate(images):
-            src = describe(image) if isinstance(image, (str, os.PathLike)) else f"#{i}"
+            src = (names[i] if names is not None else describe(image) if isinstance(image, (str, os.PathLike))
+                   else f"#{i}")
             self._screen(image, src, gate, dedupe, hashes, report, chips, sources)
             if on_image is not None:
                 on_image(i)
@@ -280,7 +286,8 @@ class Recognizer:
                                                   self.pipeline.spec.metric))
 
     # ---- identification -------------------------------------------------------------------------------
-    def identify(self, image: ImageInput, threshold: float | None = None, top_k: int = 5) -> list[FaceResult]:
+    def identify(self, image: ImageInput, threshold: float | None = None,
+                 top_k: int = DEFAULT_TOP_K) -> list[FaceResult]:
         """Every face of ``image`` (largest first) with its identity or ``None`` (unknown).
 
         Raises:
@@ -291,7 +298,7 @@ class Recognizer:
         return self.identify_faces(found.faces, found.embeddings, threshold, top_k)
 
     def identify_faces(self, faces: Faces, embeddings: Any, threshold: float | None = None,
-                       top_k: int = 5) -> list[FaceResult]:
+                       top_k: int = DEFAULT_TOP_K) -> list[FaceResult]:
         """Identify already embedded faces (row ``i`` of ``embeddings`` is face ``i``), e.g. video tracks.
 
         Without a threshold, registered models use the gallery's calibrated open-set policy;

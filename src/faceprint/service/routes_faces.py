@@ -51,11 +51,11 @@ def _embed(state: Any, upload: Upload) -> dict[str, Any]:
                       for f in result.to_records()]}
 
 
-def _verify(state: Any, a: Upload, b: Upload, face: int, threshold: Optional[float]) -> dict[str, Any]:
+def _verify(state: Any, a: Upload, b: Upload, faces: tuple[int, int], threshold: Optional[float]) -> dict[str, Any]:
     pipe = state.pipeline
     (rgb_a, _), (rgb_b, _) = state.decode(a), state.decode(b)
     with named(a, rgb_a), named(b, rgb_b):
-        result = pipe.verify(rgb_a, rgb_b, face=face, threshold=threshold)
+        result = pipe.verify(rgb_a, rgb_b, face=faces[0], face_b=faces[1], threshold=threshold)
     data = result.to_dict()
     probability = pipe.match_probability(result.distance)
     if probability is not None:
@@ -88,6 +88,8 @@ async def embed(request: Request, _key: ApiKey = Depends(needs("read"))) -> dict
              openapi_extra=image_body("image_a", "image_b"), responses=PROBLEMS)
 async def verify(request: Request, _key: ApiKey = Depends(needs("read")),
                  face: int = Query(0, ge=0, description="Which face of each image (0 = largest)."),
+                 face_a: Optional[int] = Query(None, ge=0, description="Which face of image_a (default: face)."),
+                 face_b: Optional[int] = Query(None, ge=0, description="Which face of image_b (default: face)."),
                  threshold: Optional[float] = Query(None, gt=0, allow_inf_nan=False,
                                                    description="Override the model's threshold.")
                  ) -> dict[str, Any]:
@@ -97,4 +99,5 @@ async def verify(request: Request, _key: ApiKey = Depends(needs("read")),
     """
     state = get_state(request)
     uploads = await read_uploads(request, ("image_a", "image_b"))
-    return await state.run(_verify, state, uploads["image_a"], uploads["image_b"], face, threshold)
+    faces = (face if face_a is None else face_a, face if face_b is None else face_b)
+    return await state.run(_verify, state, uploads["image_a"], uploads["image_b"], faces, threshold)

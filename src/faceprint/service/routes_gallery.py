@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ..gallery.base import DEFAULT_TOP_K
 from .keys import ApiKey
 from .problems import PROBLEM_JSON, problem_responses
 from .routes_faces import PROBLEMS, image_body, on_image
@@ -66,7 +67,8 @@ def _create(state: Any, person: NewPerson) -> dict[str, Any]:
 async def identify(request: Request, _key: ApiKey = Depends(needs("read")),
                    threshold: Optional[float] = Query(None, gt=0, allow_inf_nan=False,
                                                      description="Open-set distance threshold."),
-                   top_k: int = Query(5, ge=1, le=50, description="Candidates listed per face.")) -> dict[str, Any]:
+                   top_k: int = Query(DEFAULT_TOP_K, ge=1, le=50, description="Candidates listed per face.")
+                   ) -> dict[str, Any]:
     """Like ``faceprint identify --json``: ``{"image", "faces": [{"box", "name", "distance", "score",
     "threshold", "candidates"}]}``."""
     return await on_image(request, _identify, threshold, top_k)

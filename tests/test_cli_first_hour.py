@@ -60,7 +60,7 @@ def test_info_reports_the_converted_models_of_the_cache_and_the_missing_extras(t
 
 
 def test_info_loads_no_model() -> None:
-    code = ("import sys\nfrom faceprint.cli_info import info_report\ninfo_report()\n"
+    code = ("import sys\nfrom faceprint.cli.info import info_report\ninfo_report()\n"
             "print(sorted(m for m in sys.modules if m.startswith(('faceprint.detectors.', 'faceprint.embedders.'))))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), check=True)
     assert proc.stdout.strip() == "[]"

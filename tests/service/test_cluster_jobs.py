@@ -66,7 +66,7 @@ def test_cluster_job_on_an_empty_index(client, service) -> None:
 
 def test_cluster_job_defaults_to_the_cli_algorithm(client, indexed) -> None:
     """A job with no settings clusters like `faceprint cluster` with none (hdbscan)."""
-    from faceprint.cli_collections import AlgorithmOpt
+    from faceprint.cli.collections import AlgorithmOpt
 
     r = client.post("/v1/cluster", headers=indexed.headers("admin"), json={})
     job = wait_job(client, indexed.headers("read"), r.json()["id"])

@@ -9,12 +9,23 @@ from typing import Any, List, Optional
 
 import typer
 
-from .cli import (DetectorOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app, eval_app,
-                  positive_threshold)
-from .cli_gallery import _people_state, people_app, people_db
-from .collections.clustering import DEFAULT_CLUSTERER
-from .errors import CollectionError, ConfigError, FaceprintError
-from .progress import progress_bar
+from ..collections.clustering import DEFAULT_CLUSTERER
+from ..errors import CollectionError, ConfigError, FaceprintError
+from ..progress import progress_bar
+from .common import (
+    DetectorOpt,
+    JsonOpt,
+    ModelOpt,
+    app,
+    emit,
+    eval_app,
+    make_pipeline,
+    people_app,
+    people_db,
+    people_db_uri,
+    positive_threshold,
+    run_command,
+)
 
 IndexDbOpt = typer.Option(..., "--db", help="SQLite database of the photo index (shared with the gallery).")
 AlgorithmOpt = typer.Option(DEFAULT_CLUSTERER, "--algorithm",
@@ -40,9 +51,9 @@ def index(folder: Path = typer.Argument(..., help="Folder tree of photos."), db:
     def body() -> None:
         import os
 
-        from .collections.index import index_folder
-        from .collections.store import connect
-        from .collections.workers import PipelineConfig, threads_per_worker
+        from ..collections.index import index_folder
+        from ..collections.store import connect
+        from ..collections.workers import PipelineConfig, threads_per_worker
 
         nonlocal workers
         workers = workers or (os.cpu_count() or 1)
@@ -54,7 +65,7 @@ def index(folder: Path = typer.Argument(..., help="Folder tree of photos."), db:
                                on_plan=lambda n: bar.update(task, total=n),
                                on_chunk=lambda n: bar.advance(task, n))
         if as_json:
-            _emit(rep.to_dict())
+            emit(rep.to_dict())
             return
         typer.echo(f"{rep.files} photos: {rep.new} new, {rep.changed} changed, {rep.unchanged} unchanged, "
                    f"{rep.removed} removed; indexed {rep.processed} ({rep.faces} faces, {rep.errors} unreadable) "
@@ -64,7 +75,7 @@ def index(folder: Path = typer.Argument(..., help="Folder tree of photos."), db:
             more = len(rep.unreadable) - UNREADABLE_SHOWN
             typer.echo(f"unreadable: {shown}" + (f"; and {more} more (see --json)" if more > 0 else ""))
 
-    _run(body)
+    run_command(body)
 
 
 #: Unreadable photos named by ``faceprint index`` (the rest are counted; ``--json`` lists all).
@@ -73,8 +84,8 @@ UNREADABLE_SHOWN = 5
 
 def _require_index(db: str) -> None:
     """Raise CollectionError, saying to run ``faceprint index``, when ``db`` holds no indexed face."""
-    from .collections.store import connect
-    from .dburi import parse_db
+    from ..collections.store import connect
+    from ..dburi import parse_db
 
     uri = parse_db(db)
     if uri.path is not None and not uri.path.exists():
@@ -116,8 +127,8 @@ def cluster(db: str = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opti
     """Group the indexed faces by person (faces of one photo are never grouped together)."""
 
     def body() -> None:
-        from .collections.assign import cluster_index
-        from .collections.store import add_links, connect
+        from ..collections.assign import cluster_index
+        from ..collections.store import add_links, connect
 
         _require_index(db)
         conn = connect(db)
@@ -130,7 +141,7 @@ def cluster(db: str = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opti
         data = result.to_dict()
         _write_views(conn, result, data, html_out, export)
         if json_out is not None and str(json_out) == "-":
-            _emit(data)
+            emit(data)
             return
         if json_out is not None:
             json_out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
@@ -141,14 +152,14 @@ def cluster(db: str = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opti
             if path is not None:
                 typer.echo(f"wrote {label} to {path}")
 
-    _run(body)
+    run_command(body)
 
 
 def _gallery_identify(db: str) -> Any:
     """The gallery's open-set decision on vectors (named clusters need it to agree), or ``None``
     when the database holds no enrolled person."""
-    from .gallery import open_gallery
-    from .types import Embeddings
+    from ..gallery import open_gallery
+    from ..types import Embeddings
 
     gallery = open_gallery(str(db))
     if not gallery.people():
@@ -163,8 +174,8 @@ def _gallery_identify(db: str) -> Any:
 
 def _write_views(conn: Any, result: Any, data: dict[str, Any], html_out: Optional[Path],
                  export: Optional[Path]) -> None:
-    from .collections.review import suggest_merges
-    from .collections.sheets import export_crops, write_review
+    from ..collections.review import suggest_merges
+    from ..collections.sheets import export_crops, write_review
 
     for path, fn in ((html_out, write_review), (export, export_crops)):
         if path is None:
@@ -179,8 +190,8 @@ def _write_views(conn: Any, result: Any, data: dict[str, Any], html_out: Optiona
 
 def _merge_threshold(faces: Any) -> float:
     """Suggestions use the model's calibrated best-accuracy threshold (its default when uncalibrated)."""
-    from .collections.assign import spec_for
-    from .collections.clustering import default_threshold
+    from ..collections.assign import spec_for
+    from ..collections.clustering import default_threshold
 
     spec = spec_for(faces.embeddings.model_id)
     return default_threshold(spec, "hdbscan") if spec is not None else 0.6
@@ -194,10 +205,10 @@ def sheet(db: str = IndexDbOpt,
     """Write the paged review of the stored clusters (nothing is re-clustered)."""
 
     def body() -> None:
-        from .collections.assign import stored_clustering
-        from .collections.review import suggest_merges
-        from .collections.sheets import write_review
-        from .collections.store import connect
+        from ..collections.assign import stored_clustering
+        from ..collections.review import suggest_merges
+        from ..collections.sheets import write_review
+        from ..collections.store import connect
 
         result = stored_clustering(connect(db))
         data = result.to_dict()
@@ -207,7 +218,7 @@ def sheet(db: str = IndexDbOpt,
         typer.echo(f"wrote {len(pages)} pages ({len(data['clusters'])} clusters, {len(data['noise'])} unclustered "
                    f"faces) starting at {html_out}")
 
-    _run(body)
+    run_command(body)
 
 
 @app.command()
@@ -216,19 +227,19 @@ def merge(clusters: List[int] = typer.Argument(..., help="Cluster ids: the first
     """Merge clusters that are one person (kept by later `cluster` runs, --full included)."""
 
     def body() -> None:
-        from .collections.review import merge_clusters
-        from .collections.store import connect
+        from ..collections.review import merge_clusters
+        from ..collections.store import connect
 
         if len(clusters) < 2:
             raise ConfigError(f"merge needs at least two cluster ids, got {len(clusters)}")
         result = merge_clusters(connect(db), clusters[0], clusters[1:])
         if as_json:
-            _emit(result)
+            emit(result)
             return
         typer.echo(f"merged {result['moved']} face(s) into cluster {result['cluster']}"
                    + (f" ({result['name']})" if result["name"] else ""))
 
-    _run(body)
+    run_command(body)
 
 
 @people_app.command("name")
@@ -248,12 +259,12 @@ def people_name(cluster_id: int = typer.Argument(..., help="Cluster id from `fac
     def body() -> None:
         import sys
 
-        from .collections.assign import stored_clustering
-        from .collections.naming import name_cluster
-        from .collections.review import adopt_faces, close_to, merge_clusters
-        from .collections.store import connect
+        from ..collections.assign import stored_clustering
+        from ..collections.naming import name_cluster
+        from ..collections.review import adopt_faces, close_to, merge_clusters
+        from ..collections.store import connect
 
-        conn = connect(index_db or _people_state["db"])
+        conn = connect(index_db or people_db_uri())
         result = stored_clustering(conn)
         offer = {"faces": [], "clusters": []}
         if (result.cluster_id == cluster_id).any():
@@ -276,7 +287,7 @@ def people_name(cluster_id: int = typer.Argument(..., help="Cluster id from `fac
             out = name_cluster(conn, gallery, cluster_id, name)
         out = {**out, "offered": offer, "added": added}
         if as_json:
-            _emit(out)
+            emit(out)
             return
         typer.echo(f"cluster {cluster_id} is {name}: enrolled {out['enrolled']} face(s) "
                    f"({out['already']} enrolled before)")
@@ -285,7 +296,7 @@ def people_name(cluster_id: int = typer.Argument(..., help="Cluster id from `fac
             typer.echo(f"close to {name}: {len(offer['faces'])} unclustered face(s), clusters {offer['clusters']}: "
                        f"{verb}")
 
-    _run(body)
+    run_command(body)
 
 
 @eval_app.command("cluster")
@@ -296,10 +307,10 @@ def eval_cluster(root: Path = typer.Option(..., "--root", help="Labelled photos:
     """Clustering quality on labelled photos: pairwise P/R/F1, BCubed F, NMI, clusters vs people, time."""
 
     def body() -> None:
-        from .collections.clustering import default_threshold
-        from .collections.evaluate import embed_labelled, score_clustering
+        from ..collections.clustering import default_threshold
+        from ..collections.evaluate import embed_labelled, score_clustering
 
-        pipe = _pipeline(detector, model)
+        pipe = make_pipeline(detector, model)
         with progress_bar(1_000_000, "embed") as bar:
             task = bar.add_task("embed", total=None)
             data = embed_labelled(root, pipe, on_image=lambda _i: bar.advance(task))
@@ -310,7 +321,7 @@ def eval_cluster(root: Path = typer.Option(..., "--root", help="Labelled photos:
                   "no_face": int((~data.found).sum()), **scores.to_dict(), "cluster_seconds": round(seconds, 4),
                   "embed_seconds": round(data.embed_seconds, 3), "model": pipe.spec.model_id}
         if as_json:
-            _emit(report)
+            emit(report)
             return
         typer.echo(f"{algorithm} (threshold {th:g}) on {report['photos']} photos of {scores.n_people} people: "
                    f"{scores.n_clusters} clusters, {scores.n_noise} noise")
@@ -318,4 +329,4 @@ def eval_cluster(root: Path = typer.Option(..., "--root", help="Labelled photos:
                    f"BCubed F {scores.bcubed_f:.4f}; NMI {scores.nmi:.4f}")
         typer.echo(f"time: embed {data.embed_seconds:.1f} s, cluster {seconds:.3f} s")
 
-    _run(body)
+    run_command(body)

@@ -12,26 +12,29 @@ from typing import Any, List, Optional
 
 import typer
 
-from .cli import DetectorOpt, FlipOpt, JsonOpt, ModelOpt, _emit, _pipeline, _run, app, positive_threshold
-from .errors import ConfigError, EnrollmentError, GalleryError
-from .gallery.base import DEFAULT_TOP_K
-from .gallery.quality import QualityGate
-from .gallery.recognizer import ENROLL_JITTER
-from .progress import paused, progress_bar
+from ..errors import ConfigError, EnrollmentError
+from ..gallery.base import DEFAULT_TOP_K
+from ..gallery.quality import QualityGate
+from ..gallery.recognizer import ENROLL_JITTER
+from ..progress import paused, progress_bar
+from .common import (
+    DbOpt,
+    DetectorOpt,
+    FlipOpt,
+    JsonOpt,
+    ModelOpt,
+    ThresholdOpt,
+    app,
+    emit,
+    make_pipeline,
+    open_db,
+    people_app,
+    people_db,
+    require_db,
+    run_command,
+)
 
-DbOpt = typer.Option(..., "--db", help="Gallery database (SQLite file, sqlite:///PATH, milvus://HOST:PORT, "
-                                       "*.milvus.db, postgresql://USER:PASS@HOST:PORT/DB).")
-ThresholdOpt = typer.Option(None, "--threshold", callback=positive_threshold,
-                            help="Accept the best identity when its distance <= this (default: the model's "
-                                 "open-set threshold).")
 TopKOpt = typer.Option(DEFAULT_TOP_K, "--top-k", min=1, help="Candidates listed per face.")
-
-
-def _open(db: str, pipe: Any = None) -> Any:
-    from .gallery import open_gallery
-
-    spec = None if pipe is None else pipe.spec
-    return open_gallery(db) if spec is None else open_gallery(db, model_id=spec.model_id, metric=spec.metric)
 
 
 #: The gate's defaults, shared with the library and the service (the options below start from them).
@@ -85,8 +88,8 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
     """
 
     def body() -> None:
-        from .gallery import Recognizer
-        from .gallery.recognizer import person_folders
+        from ..gallery import Recognizer
+        from ..gallery.recognizer import person_folders
 
         if video is not None and (name is None or images or from_folders is not None):
             raise ConfigError("--video takes NAME and no IMAGE or --from-folders")
@@ -94,7 +97,7 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
             raise ConfigError("give NAME and at least one IMAGE, or --from-folders DIR")
         if from_folders is not None and name is not None:
             raise ConfigError("give either NAME IMAGE... or --from-folders DIR, not both")
-        pipe = _pipeline(detector, model, flip=flip)
+        pipe = make_pipeline(detector, model, flip=flip)
         names: Optional[list[str]] = None
         if video is not None:
             crops = _video_frames(video, pipe.detector, video_frames)
@@ -102,7 +105,7 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
             names = [c.source(video) for c in crops]
         else:
             jobs = person_folders(from_folders) if from_folders is not None else [(name, list(images or []))]
-        gallery = _open(db, pipe)
+        gallery = open_db(db, pipe)
         rec = Recognizer(pipe, gallery, gate=_gate(min_face, min_score, min_blur, allow_multiple), enroll_jitter=jitter)
         reports = []
         total = sum(len(files) for _n, files in jobs)
@@ -118,7 +121,7 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
         finally:
             gallery.close()
         if as_json:
-            _emit([r.to_dict() for r in reports])
+            emit([r.to_dict() for r in reports])
         if not any(r.ok for r in reports):
             if all(r.already_enrolled for r in reports):
                 if not as_json:
@@ -126,13 +129,13 @@ def enroll(name: Optional[str] = typer.Argument(None, help="Person to enroll (om
                 return
             raise EnrollmentError("no photo passed the quality gate; nothing was enrolled")
 
-    _run(body)
+    run_command(body)
 
 
 def _video_frames(video: Path, detector: Any, n: int) -> list[Any]:
     """The best ``n`` frames of the video's main track, with a progress bar over its frames."""
-    from .video.enroll import best_track_frames
-    from .video.source import VideoSource
+    from ..video.enroll import best_track_frames
+    from ..video.source import VideoSource
 
     with VideoSource(video) as source:
         total = source.frame_count or 0
@@ -152,17 +155,17 @@ def identify(images: List[Path] = typer.Argument(..., help="Photos (or folders o
     """Who is in each photo? Every face gets a name, or null/unknown_person when nobody matches."""
 
     def body() -> None:
-        from .gallery import Recognizer
+        from ..gallery import Recognizer
 
         if (db is None) == (known is None):
             raise ConfigError("give exactly one of --db PATH or --known DIR")
-        from .image import expand_images
+        from ..image import expand_images
 
         if db is not None:
-            _require_db(db)
+            require_db(db)
         photos = expand_images(images)
-        pipe = _pipeline(detector, model, flip=flip)
-        gallery = _open(db if db is not None else ":memory:", pipe)
+        pipe = make_pipeline(detector, model, flip=flip)
+        gallery = open_db(db if db is not None else ":memory:", pipe)
         rec = Recognizer(pipe, gallery, threshold=threshold)
         try:
             if known is not None:
@@ -180,7 +183,7 @@ def identify(images: List[Path] = typer.Argument(..., help="Photos (or folders o
         finally:
             gallery.close()
         if as_json:
-            _emit(records)
+            emit(records)
         elif known is not None:
             for rec_ in records:
                 names = [f["name"] or "unknown_person" for f in rec_["faces"]] or ["no_persons_found"]
@@ -194,12 +197,12 @@ def identify(images: List[Path] = typer.Argument(..., help="Photos (or folders o
                     dist = "-" if face["distance"] is None else f"{face['distance']:.3f}"
                     typer.echo(f"  [{box}] {face['name'] or 'unknown'} (distance {dist})")
 
-    _run(body)
+    run_command(body)
 
 
 def _known_people(root: Path) -> list[tuple[str, list[Path]]]:
     """``DIR/<name>/*`` folders, or face_recognition's layout ``DIR/<name>.jpg`` (one photo each)."""
-    from .gallery.recognizer import person_folders
+    from ..gallery.recognizer import person_folders
 
     if not root.is_dir():
         raise ConfigError(f"{root}: not a folder")
@@ -219,44 +222,22 @@ def reindex(db: str = DbOpt, out: str = typer.Option(..., "--out", help="New gal
     (enroll --keep-crops) or else the source photos. The old gallery is left untouched."""
 
     def body() -> None:
-        from .gallery.reindex import reindex as run
+        from ..gallery.reindex import reindex as run
 
-        pipe = _pipeline(detector, model, flip=flip)
-        with _open(db) as src, _open(out, pipe) as dst:
+        pipe = make_pipeline(detector, model, flip=flip)
+        with open_db(db) as src, open_db(out, pipe) as dst:
             if len(dst):
                 raise ConfigError(f"{out} already holds {len(dst)} people; reindex into a new gallery")
             report = run(src, pipe, dst)
         if as_json:
-            _emit(report.to_dict())
+            emit(report.to_dict())
             return
         typer.echo(f"reindexed {report.people} people: {report.reembedded['crop']} from crops, "
                    f"{report.reembedded['photo']} from photos; {len(report.skipped)} skipped")
         for person, why in report.skipped:
             typer.echo(f"  skipped {person}: {why}")
 
-    _run(body)
-
-
-people_app = typer.Typer(no_args_is_help=True, help="List and edit the people in a gallery.")
-app.add_typer(people_app, name="people")
-_people_state: dict[str, str] = {}
-
-
-@people_app.callback()
-def _people(db: str = DbOpt) -> None:
-    _people_state["db"] = db
-
-
-def people_db(create: bool = False) -> Any:
-    """The gallery named by ``faceprint people --db PATH`` (for subcommands, including other modules').
-
-    Raises:
-        GalleryError: a SQLite file that does not exist, unless ``create``.
-    """
-    db = _people_state["db"]
-    if not create:
-        _require_db(db)
-    return _open(db)
+    run_command(body)
 
 
 def _indexed(db: str, images: List[Path], spec: Any) -> dict[str, tuple[Any, Any]]:
@@ -264,8 +245,8 @@ def _indexed(db: str, images: List[Path], spec: Any) -> dict[str, tuple[Any, Any
     (embedded by the same model): identify reuses them instead of detecting again."""
     import numpy as np
 
-    from .collections.store import indexed_faces
-    from .types import Embeddings, Faces
+    from ..collections.store import indexed_faces
+    from ..types import Embeddings, Faces
 
     path = db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
     if "://" in path or not Path(path).is_file():
@@ -277,15 +258,6 @@ def _indexed(db: str, images: List[Path], spec: Any) -> dict[str, tuple[Any, Any
     return out
 
 
-def _require_db(db: str) -> None:
-    """Raise GalleryError when ``db`` names a local file that does not exist (reads never create one)."""
-    from .dburi import parse_db
-
-    uri = parse_db(db)
-    if uri.path is not None and not uri.path.exists():
-        raise GalleryError(f"{uri.path}: no such gallery")
-
-
 @people_app.command("list")
 def people_list(as_json: bool = JsonOpt) -> None:
     """Every enrolled person with their number of samples."""
@@ -294,12 +266,12 @@ def people_list(as_json: bool = JsonOpt) -> None:
         with people_db() as g:  # --json lists each person's sources, as `show` does
             people = [g.person(p.name) for p in g.people()] if as_json else g.people()
         if as_json:
-            _emit([p.to_dict() for p in people])
+            emit([p.to_dict() for p in people])
             return
         for p in people:
             typer.echo(f"{p.name}\t{p.samples} sample(s)")
 
-    _run(body)
+    run_command(body)
 
 
 @people_app.command("show")
@@ -310,7 +282,7 @@ def people_show(name: str = typer.Argument(...), as_json: bool = JsonOpt) -> Non
         with people_db() as g:
             p = g.person(name)
         if as_json:
-            _emit(p.to_dict())
+            emit(p.to_dict())
             return
         typer.echo(f"{p.name}: {p.samples} sample(s)")
         if p.metadata:
@@ -318,7 +290,7 @@ def people_show(name: str = typer.Argument(...), as_json: bool = JsonOpt) -> Non
         for src in p.sources:
             typer.echo(f"  {src}")
 
-    _run(body)
+    run_command(body)
 
 
 def _edit(action: str, fn: Any, as_json: bool, create: bool = False) -> None:
@@ -326,11 +298,11 @@ def _edit(action: str, fn: Any, as_json: bool, create: bool = False) -> None:
         with people_db(create) as g:
             result = fn(g)
         if as_json:
-            _emit({"action": action, "result": result})
+            emit({"action": action, "result": result})
         else:
             typer.echo(f"{action}: {result}")
 
-    _run(body)
+    run_command(body)
 
 
 @people_app.command("rename")
@@ -359,14 +331,14 @@ def people_cohort(images: List[Path] = typer.Argument(..., help="Photos of peopl
     """Add every face of these photos to the cohort used to reject strangers more reliably."""
 
     def body() -> None:
-        from .gallery import Recognizer
+        from ..gallery import Recognizer
 
-        pipe = _pipeline(detector, model, flip=flip)
+        pipe = make_pipeline(detector, model, flip=flip)
         with people_db(create=True) as g:
             n = Recognizer(pipe, g).add_cohort(images)
-        _emit({"action": "cohort", "result": n}) if as_json else typer.echo(f"added {n} cohort face(s)")
+        emit({"action": "cohort", "result": n}) if as_json else typer.echo(f"added {n} cohort face(s)")
 
-    _run(body)
+    run_command(body)
 
 
 @people_app.command("export")

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from .cli import OPTIONAL_MODULES, JsonOpt, _emit, _run, app
+from .common import OPTIONAL_MODULES, JsonOpt, app, emit, run_command
 
 
 def _present(module: str) -> bool:
@@ -29,7 +29,7 @@ def installed_extras() -> dict[str, bool]:
 
 def cached_models(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each registered model with the converted files of it found in the cache (by name prefix)."""
-    from .registry import DETECTORS, EMBEDDERS, LANDMARKS
+    from ..registry import DETECTORS, EMBEDDERS, LANDMARKS
 
     rows = []
     for kind, table in (("detector", DETECTORS), ("embedder", EMBEDDERS), ("landmarks", LANDMARKS)):
@@ -42,8 +42,8 @@ def cached_models(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def info_report() -> dict[str, Any]:
     """Version, extras, ONNX Runtime, cache folder and converted models, as ``faceprint info --json`` prints."""
-    from . import __version__
-    from .cache import cache_dir
+    from .. import __version__
+    from ..cache import cache_dir
 
     folder = cache_dir()
     files = [{"name": p.name, "bytes": p.stat().st_size} for p in sorted(folder.iterdir())
@@ -71,7 +71,7 @@ def info(as_json: bool = JsonOpt) -> None:
     def body() -> None:
         rep = info_report()
         if as_json:
-            _emit(rep)
+            emit(rep)
             return
         extras = rep["extras"]
         typer.echo(f"faceprint {rep['version']}")
@@ -89,4 +89,4 @@ def info(as_json: bool = JsonOpt) -> None:
                 state = "not converted yet (converted on first use)"
             typer.echo(f"  {row['kind']} {row['name']}: {state}")
 
-    _run(body)
+    run_command(body)

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .cli import DetectorOpt, JsonOpt, ModelOpt, _emit, _run, app
+from .common import DetectorOpt, JsonOpt, ModelOpt, app, emit, run_command
 
 DbOpt = typer.Option(..., "--db", help="The gallery: a SQLite file (also holding the photo index and API keys), "
                                        "postgresql://USER:PASS@HOST:PORT/DB (also holding the keys), "
@@ -44,9 +44,9 @@ def serve(db: str = DbOpt, keys_db: Optional[Path] = KeysDbOpt,
     def body() -> None:
         import uvicorn
 
-        from .dburi import parse_db
-        from .service import ServiceSettings, create_app
-        from .service.server import uvicorn_config
+        from ..dburi import parse_db
+        from ..service import ServiceSettings, create_app
+        from ..service.server import uvicorn_config
 
         settings = ServiceSettings(db=db, max_request_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
                                    max_decode_bytes=max_decode_mb << 20, request_timeout_s=request_timeout,
@@ -60,7 +60,7 @@ def serve(db: str = DbOpt, keys_db: Optional[Path] = KeysDbOpt,
                    "API docs /docs)", err=True)
         uvicorn.Server(uvicorn_config(application, settings, host=host, port=port)).run()
 
-    _run(body)
+    run_command(body)
 
 
 @keys_app.command("create")
@@ -73,18 +73,18 @@ def keys_create(db: str = DbOpt, keys_db: Optional[Path] = KeysDbOpt,
     """Create an API key; it is printed once, as the last line, and only its hash is stored."""
 
     def body() -> None:
-        from .service.keys import open_key_store
+        from ..service.keys import open_key_store
 
         store = open_key_store(db, keys_db)
         record, key = store.create(scope, name=name, rate_per_minute=rate_limit)
         store.close()
         if as_json:
-            _emit({**record.to_dict(), "key": key})
+            emit({**record.to_dict(), "key": key})
             return
         typer.echo(f"created API key #{record.id} (scope {record.scope}); it is shown only now:")
         typer.echo(key)
 
-    _run(body)
+    run_command(body)
 
 
 @keys_app.command("list")
@@ -92,20 +92,20 @@ def keys_list(db: str = DbOpt, keys_db: Optional[Path] = KeysDbOpt, as_json: boo
     """List API keys (ids, scopes, first characters; never the keys)."""
 
     def body() -> None:
-        from .service.keys import open_key_store
+        from ..service.keys import open_key_store
 
         store = open_key_store(db, keys_db)
         records = [r.to_dict() for r in store.list()]
         store.close()
         if as_json:
-            _emit(records)
+            emit(records)
             return
         for r in records:
             state = "revoked" if r["revoked"] else "active"
             rate = "server default" if r["rate_per_minute"] is None else f"{r['rate_per_minute']}/min"
             typer.echo(f"#{r['id']} {r['hint']}... {r['scope']} {state} rate {rate} {r['created_at']} {r['name']}")
 
-    _run(body)
+    run_command(body)
 
 
 @keys_app.command("revoke")
@@ -114,14 +114,14 @@ def keys_revoke(key_id: int = typer.Argument(..., help="The key's id (see `facep
     """Revoke an API key: requests with it get 401 from then on."""
 
     def body() -> None:
-        from .service.keys import open_key_store
+        from ..service.keys import open_key_store
 
         store = open_key_store(db, keys_db)
         record = store.revoke(key_id)
         store.close()
         if as_json:
-            _emit(record.to_dict())
+            emit(record.to_dict())
             return
         typer.echo(f"revoked API key #{record.id}")
 
-    _run(body)
+    run_command(body)

@@ -8,8 +8,8 @@ from typing import Any, Optional
 
 import typer
 
-from .cli import DetectorOpt, JsonOpt, _emit, _run, app
-from .progress import progress_bar
+from ..progress import progress_bar
+from .common import DetectorOpt, JsonOpt, app, emit, run_command
 
 
 @app.command()
@@ -51,8 +51,8 @@ def train(data: Path = typer.Option(..., "--data", help="Folder of identities: D
     exports OUT/model.onnx with its spec (use it as --model OUT)."""
 
     def body() -> None:
-        from .training.run import train_folder
-        from .training.trainer import TrainConfig, pick_device
+        from ..training.run import train_folder
+        from ..training.trainer import TrainConfig, pick_device
 
         config = TrainConfig(backbone=backbone, loss=loss, miner=miner, init=init, dim=dim, template=template,
                              epochs=epochs, lr=lr, batch_p=batch_p, batch_k=batch_k, margin=margin,
@@ -77,7 +77,7 @@ def train(data: Path = typer.Option(..., "--data", help="Folder of identities: D
             align_bar.close()
             train_bar.close()
         if as_json:
-            _emit({k: v for k, v in summary.items() if k != "history"})
+            emit({k: v for k, v in summary.items() if k != "history"})
             return
         s, b = summary["start"], summary["best"]
         typer.echo(f"trained {summary['epochs_run']} epoch(s) on {summary['device']}: {summary['train_identities']} "
@@ -88,7 +88,7 @@ def train(data: Path = typer.Option(..., "--data", help="Folder of identities: D
         if "model" in summary:
             typer.echo(f"wrote {summary['model']} (+ .json spec); use it with --model {out}")
 
-    _run(body)
+    run_command(body)
 
 
 class _LazyBar:

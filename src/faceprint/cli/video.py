@@ -9,38 +9,37 @@ from typing import Any, List, Optional
 
 import typer
 
-from .cli import DetectorOpt, ModelOpt, _emit, _pipeline, _run, app
-from .cli_gallery import ThresholdOpt, _open
-from .progress import progress_bar
+from ..progress import progress_bar
+from .common import DetectorOpt, ModelOpt, ThresholdOpt, app, emit, make_pipeline, open_db, run_command
 
 
 def _liveness(blink: bool, head_turn: bool, antispoof: List[Path]) -> Any:
-    from .video.liveness import AllOf
+    from ..video.liveness import AllOf
 
     checks: list[Any] = []
     if blink:
-        from .video.blink import BlinkLiveness
+        from ..video.blink import BlinkLiveness
 
         checks.append(BlinkLiveness())
     if head_turn:
-        from .video.headturn import HeadTurnLiveness
+        from ..video.headturn import HeadTurnLiveness
 
         checks.append(HeadTurnLiveness())
     if antispoof:
-        from .video.antispoof import AntiSpoofModel, PassiveLiveness
+        from ..video.antispoof import AntiSpoofModel, PassiveLiveness
 
         checks.append(PassiveLiveness([AntiSpoofModel(p) for p in antispoof]))
     return AllOf(checks) if checks else None
 
 
 def _open_gallery(db: str, pipe: Any) -> Any:
-    from .dburi import parse_db
-    from .errors import GalleryError
+    from ..dburi import parse_db
+    from ..errors import GalleryError
 
     local = parse_db(db).path
     if local is not None and not local.exists():
         raise GalleryError(f"gallery {db} does not exist (enroll people first: faceprint enroll --db {db} NAME ...)")
-    return _open(db, pipe)
+    return open_db(db, pipe)
 
 
 def _summary(views: list[Any], frames: int, seconds: float, stats: dict[str, int]) -> list[str]:
@@ -86,14 +85,14 @@ def video(source: str = typer.Argument(..., help="Video file, camera index (0, 1
     """
 
     def body() -> None:
-        from .video.annotate import draw_tracks
-        from .video.events import EventLog
-        from .video.identify import video_recognizer
-        from .video.source import VideoSink, VideoSource
+        from ..video.annotate import draw_tracks
+        from ..video.events import EventLog
+        from ..video.identify import video_recognizer
+        from ..video.source import VideoSink, VideoSource
 
         liveness = _liveness(blink, head_turn, antispoof or [])
         src = VideoSource(source).open()  # fail fast on a bad source, before loading models
-        pipe = _pipeline(detector, model)
+        pipe = make_pipeline(detector, model)
         gallery = _open_gallery(db, pipe)
         rec = video_recognizer(pipe, gallery, threshold, liveness=liveness, detect_every=detect_every,
                                detect_scale=detect_scale, max_embeddings=max_embeddings, recheck_frames=recheck_every,
@@ -116,13 +115,13 @@ def video(source: str = typer.Argument(..., help="Video file, camera index (0, 1
                         sink.write(draw_tracks(frame.rgb, result.tracks, frames / (time.perf_counter() - start)))
                     if to_stdout:
                         for event in new:
-                            _emit(event)
+                            emit(event)
                     bar.advance(task)
             final = rec.finish(last_t)
             new = log.close_tracks(final, max(frames - 1, 0))
             if to_stdout:
                 for event in new:
-                    _emit(event)
+                    emit(event)
         finally:
             seconds = time.perf_counter() - start
             src.close()
@@ -138,5 +137,5 @@ def video(source: str = typer.Argument(..., help="Video file, camera index (0, 1
             if path is not None:
                 print(f"wrote {label} to {path}", file=stream)
 
-    _run(body)
+    run_command(body)
 

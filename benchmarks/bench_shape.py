@@ -2,7 +2,7 @@
 
 - In-process: ms per face on the first ``--limit`` LFW View 1 DevTest images, one face each
   (dlib's HOG box), after a warm-up; dlib's ``shape_predictor`` vs
-  :class:`faceprint.dlib_shape.ShapePredictor` one face per call and 8 faces per call. The
+  :class:`faceprint.dlibport.shape.ShapePredictor` one face per call and 8 faces per call. The
   points are compared too (they must be equal).
 - Loading: parsing the ``.dat`` (first use, then cached) and loading the cached ``.npz``
   (every later process) against ``dlib.shape_predictor(path)``.
@@ -91,7 +91,7 @@ def main() -> None:
     import dlib
 
     from faceprint.cache import package_file
-    from faceprint.dlib_shape import ShapeModel, ShapePredictor, read_shape_predictor
+    from faceprint.dlibport.shape import ShapeModel, ShapePredictor, read_shape_predictor
 
     dat = str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat", "x"))
     start = time.perf_counter()

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from faceprint import ConfigError, Faces, create_aligner, load_image
 from faceprint.align import ARCFACE_112, DlibChipAligner, TemplateAligner, similarity_transform
-from faceprint.dlib_chip import DLIB_TEMPLATE_5
+from faceprint.dlibport.chip import DLIB_TEMPLATE_5
 
 from .conftest import shared
 

@@ -12,14 +12,10 @@ import numpy as np
 import pytest
 
 from faceprint import ModelLoadError
-from faceprint.dlibfmt import DlibReader
+from faceprint.dlibport.fmt import DlibReader
 from faceprint.embedders import dlib_resnet
-from faceprint.embedders.dlib_resnet import (
-    DLIB_RESNET_SPEC,
-    DlibResnetEmbedder,
-    default_dat_path,
-    read_resnet_weights,
-)
+from faceprint.dlibport.resnet import default_dat_path, read_resnet_weights
+from faceprint.embedders.dlib_resnet import DLIB_RESNET_SPEC, DlibResnetEmbedder
 
 from .conftest import shared
 

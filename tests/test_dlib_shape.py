@@ -16,8 +16,8 @@ import pytest
 from faceprint import ConfigError, ModelLoadError, load_image
 from faceprint.align import DlibChipAligner
 from faceprint.cache import package_file
-from faceprint.dlib_shape import ShapePredictor, count_parts, load_shape_model, read_shape_predictor
-from faceprint.dlibfmt import DlibReader, doubles_from_details
+from faceprint.dlibport.shape import ShapePredictor, count_parts, load_shape_model, read_shape_predictor
+from faceprint.dlibport.fmt import DlibReader, doubles_from_details
 
 from .conftest import shared
 
@@ -226,7 +226,7 @@ def test_converted_model_is_reused_by_a_new_process(predictor: ShapePredictor) -
     cached = list(Path(os.environ["FACEPRINT_CACHE_DIR"]).glob("shape_predictor_5_face_landmarks-*.npz"))
     assert len(cached) == 1
     code = ("import json, sys\n"
-            "import faceprint.dlib_shape as ds\n"
+            "import faceprint.dlibport.shape as ds\n"
             "ds.read_shape_predictor = None  # the cache must be used, not the .dat\n"
             "from faceprint import load_image\n"
             "from faceprint.align import DlibChipAligner\n"

@@ -57,7 +57,7 @@ def test_embedding_size_is_a_parameter(lfw_chips: np.ndarray) -> None:
 
 
 def test_bad_weights_file_is_a_model_load_error(tmp_path) -> None:
-    from faceprint.embedders.dlib_resnet import default_dat_path
+    from faceprint.dlibport.resnet import default_dat_path
 
     truncated = tmp_path / "truncated.dat"
     truncated.write_bytes(default_dat_path().read_bytes()[:100_000])

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .dlib_extra import import_dlib
+from .dlibport.native import import_dlib
 from .errors import ConfigError
 from .image import ImageInput, load_image
 from .spec import TEMPLATES
@@ -127,9 +127,9 @@ class TemplateAligner(Aligner):
 class DlibChipAligner(Aligner):
     """dlib's 5-point shape predictor on each box, then dlib's 150x150 face chip (padding 0.25).
 
-    Neither step needs dlib by default: the predictor is :mod:`faceprint.dlib_shape`'s port
+    Neither step needs dlib by default: the predictor is :mod:`faceprint.dlibport.shape`'s port
     (read from the ``.dat`` file, points equal to dlib's) and the chips are cut by
-    :mod:`faceprint.dlib_chip`. The predictor's points are stored in
+    :mod:`faceprint.dlibport.chip`. The predictor's points are stored in
     ``faces.extras["dlib_shape5"]`` of the result.
 
     Args:
@@ -138,7 +138,7 @@ class DlibChipAligner(Aligner):
         padding: dlib's chip padding (0.25 is what the ResNet was trained with).
         box_from_landmarks: give the predictor HOG-like boxes built from the detector's
             landmarks rather than the detector's own boxes (see :func:`dlib_box_from_landmarks`).
-        chip_backend: ``"opencv"`` (default) cuts the chips with :mod:`faceprint.dlib_chip`
+        chip_backend: ``"opencv"`` (default) cuts the chips with :mod:`faceprint.dlibport.chip`
             (dlib's geometry and pyramid, OpenCV sampling, no GIL held; equal to dlib's chips
             but for about 1 value in 20,000 off by one); ``"dlib"`` calls
             ``dlib.get_face_chip`` per face (bit-identical; needs the ``[dlib]`` extra).
@@ -177,13 +177,13 @@ class DlibChipAligner(Aligner):
         """``predictor_backend`` with ``"auto"`` resolved from the file's part count."""
         if self.predictor_backend != "auto":
             return self.predictor_backend
-        from .dlib_shape import count_parts
+        from .dlibport.shape import count_parts
 
         return "numpy" if count_parts(self._path()) == 5 else "dlib"
 
     @property
     def predictor(self) -> Any:
-        """The loaded predictor: a :class:`~faceprint.dlib_shape.ShapePredictor`, or a
+        """The loaded predictor: a :class:`~faceprint.dlibport.shape.ShapePredictor`, or a
         ``dlib.shape_predictor`` for the dlib backend.
 
         Raises:
@@ -195,7 +195,7 @@ class DlibChipAligner(Aligner):
             if self._backend() == "dlib":
                 self._predictor = import_dlib("dlib's shape predictor").shape_predictor(path)
             else:
-                from .dlib_shape import ShapePredictor
+                from .dlibport.shape import ShapePredictor
 
                 self._predictor = ShapePredictor.from_file(path)
         return self._predictor
@@ -224,7 +224,7 @@ class DlibChipAligner(Aligner):
         if not hasattr(predictor, "predict"):  # dlib's
             pts = [[(p.x, p.y) for p in s.parts()] for s in self.shapes(rgb, boxes_xyxy)]
             if not pts:
-                from .dlib_shape import count_parts
+                from .dlibport.shape import count_parts
 
                 return np.zeros((0, count_parts(self._path()), 2), np.float32)
             return np.array(pts, dtype=np.float32)
@@ -249,7 +249,7 @@ class DlibChipAligner(Aligner):
         return self.predict_points(rgb, self.predictor_boxes(faces)).reshape(-1, 5, 2)
 
     def _align(self, rgb: np.ndarray, faces: Faces) -> AlignedFaces:
-        from .dlib_chip import chip_rects, cut_chips, image_to_chip
+        from .dlibport.chip import chip_rects, cut_chips, image_to_chip
 
         points = self.points(rgb, faces)
         rects = chip_rects(points, TEMPLATES[self.template], self.padding)

@@ -36,7 +36,7 @@ class HogDetector(Detector):
 
     def _detect(self, rgb: np.ndarray) -> Faces:
         from ..align import DlibChipAligner
-        from ..dlib_extra import import_dlib
+        from ..dlibport.native import import_dlib
 
         if self._detector is None:
             self._detector = import_dlib("the HOG detector (--detector hog)").get_frontal_face_detector()

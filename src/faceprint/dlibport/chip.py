@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-
 #: dlib's 5-point chip template in units of the unpadded chip (x, y), in the order of the
 #: 5-point predictor's parts. Recovered from ``dlib.get_face_chip_details`` (a least-squares
 #: fit over 400 LFW faces reproduces its rectangles and angles to 1e-13).

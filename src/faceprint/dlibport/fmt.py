@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 #: float_details exponents dlib uses for the special values.
 _EXP_INF, _EXP_NINF, _EXP_NAN = 32000, 32001, 32002

@@ -1,7 +1,7 @@
 """dlib itself (the ``dlib-bin`` wheel), for the few features that still run it.
 
 The default pipeline runs without dlib: the 5-point shape predictor and the face chips are
-ported (:mod:`faceprint.dlib_shape`, :mod:`faceprint.dlib_chip`) and the ResNet runs on ONNX
+ported (:mod:`faceprint.dlibport.shape`, :mod:`faceprint.dlibport.chip`) and the ResNet runs on ONNX
 Runtime. dlib's HOG detector, the 68-point predictor (blink liveness) and the bit-exact
 ``chip_backend="dlib"`` need ``pip install 'faceprint[dlib]'``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 #: The extra that installs dlib-bin.
 DLIB_EXTRA = "faceprint[dlib]"

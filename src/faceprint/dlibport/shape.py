@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dlibfmt import DlibReader, doubles_from_details
-from .errors import ConfigError, ModelLoadError
+from ..errors import ConfigError, ModelLoadError
+from .fmt import DlibReader, doubles_from_details
 
 #: Bump when the arrays :func:`read_shape_predictor` produces change, so caches are rebuilt.
 CONVERTER_VERSION = 1
@@ -78,7 +78,7 @@ def read_shape_predictor(path: str | Path) -> ShapeModel:
     """Parse a dlib ``shape_predictor`` ``.dat`` file (about a second for the 5-point one).
 
     The file is only packed integers and float_details (integer pairs), so it is decoded as
-    one integer stream (:meth:`~faceprint.dlibfmt.DlibReader.read_int_stream`) and cut into
+    one integer stream (:meth:`~faceprint.dlibport.fmt.DlibReader.read_int_stream`) and cut into
     arrays: every tree of a cascade has the same layout, so a cascade is one reshape.
 
     Raises:
@@ -184,7 +184,7 @@ def load_shape_model(path: str | Path) -> ShapeModel:
     Raises:
         ModelLoadError: the file is missing or malformed.
     """
-    from .cache import cached_file
+    from ..cache import cached_file
 
     path = Path(path)
     if not path.is_file():

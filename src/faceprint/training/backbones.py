@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..embedders.dlib_resnet import BLOCKS, DLIB_RESNET_SPEC
+from ..dlibport.resnet import BLOCKS
+from ..embedders.dlib_resnet import DLIB_RESNET_SPEC
 from ..errors import ConfigError
 
 
@@ -110,7 +111,7 @@ class DlibResNet(nn.Module):
         Raises:
             ModelLoadError: the file is missing or not dlib's face ResNet.
         """
-        from ..embedders.dlib_resnet import _Layers, default_dat_path, read_resnet_weights
+        from ..dlibport.resnet import _Layers, default_dat_path, read_resnet_weights
 
         path = Path(dat_path) if dat_path is not None else default_dat_path()
         layers = _Layers(read_resnet_weights(path), path)

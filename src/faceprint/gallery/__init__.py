@@ -25,6 +25,16 @@ from .results import Candidate, Identification, Match, Person
 from .scoring import OpenSetPolicy
 
 
+#: Gallery backend per kind of ``--db`` (:data:`faceprint.dburi.KINDS`): ``"module:Class"``,
+#: imported only when a gallery of that kind is opened.
+BACKENDS: dict[str, str] = {
+    "sqlite": ".sqlite:SqliteGallery",
+    "milvus-lite": ".milvus:MilvusGallery",
+    "milvus": ".milvus:MilvusGallery",
+    "postgresql": ".postgres:PostgresGallery",
+}
+
+
 def open_gallery(uri: str | Path, *, model_id: str | None = None, metric: str | None = None,
                  **options: Any) -> Gallery:
     """Open (creating when missing) the gallery at ``uri``.
@@ -39,20 +49,16 @@ def open_gallery(uri: str | Path, *, model_id: str | None = None, metric: str | 
         GalleryError: the URI scheme is unknown or the store cannot be opened.
         ModelMismatchError: the store holds another model's vectors.
     """
+    from importlib import import_module
+
     from ..dburi import parse_db
 
     target = parse_db(uri)
-    if target.kind in ("milvus", "milvus-lite"):
-        from .milvus import MilvusGallery
+    module, _, name = BACKENDS[target.kind].partition(":")
+    backend = getattr(import_module(module, __package__), name)
+    where = target.path if target.kind == "sqlite" else target.text
+    return backend(where, model_id=model_id, metric=metric, **options)
 
-        return MilvusGallery(target.text, model_id=model_id, metric=metric, **options)
-    if target.kind == "postgresql":
-        from .postgres import PostgresGallery
-
-        return PostgresGallery(target.text, model_id=model_id, metric=metric, **options)
-    from .sqlite import SqliteGallery
-
-    return SqliteGallery(target.path, model_id=model_id, metric=metric, **options)
 
 __all__ = [
     "Candidate",

@@ -159,6 +159,8 @@ def identify(images: List[Path] = typer.Argument(..., help="Photos (or folders o
 
         if (db is None) == (known is None):
             raise ConfigError("give exactly one of --db PATH or --known DIR")
+        from ..collections.store import indexed_results
+        from ..gallery.recognizer import known_people
         from ..image import expand_images
 
         if db is not None:
@@ -169,10 +171,10 @@ def identify(images: List[Path] = typer.Argument(..., help="Photos (or folders o
         rec = Recognizer(pipe, gallery, threshold=threshold)
         try:
             if known is not None:
-                for person, files in _known_people(known):
+                for person, files in known_people(known):
                     rec.enroll(person, files, dedupe=False)
             records = []
-            indexed = {} if db is None or flip else _indexed(db, photos, pipe.spec)
+            indexed = {} if db is None or flip else indexed_results(db, photos, pipe.spec)
             with progress_bar(len(photos), "identify") as bar:
                 task = bar.add_task("identify", total=len(photos))
                 for path in photos:
@@ -200,21 +202,6 @@ def identify(images: List[Path] = typer.Argument(..., help="Photos (or folders o
     run_command(body)
 
 
-def _known_people(root: Path) -> list[tuple[str, list[Path]]]:
-    """``DIR/<name>/*`` folders, or face_recognition's layout ``DIR/<name>.jpg`` (one photo each)."""
-    from ..gallery.recognizer import person_folders
-
-    if not root.is_dir():
-        raise ConfigError(f"{root}: not a folder")
-    files = sorted(f for f in root.iterdir() if f.is_file() and not f.name.startswith("."))
-    people = [(f.stem, [f]) for f in files]
-    if any(d.is_dir() for d in root.iterdir()):
-        people += person_folders(root)
-    if not people:
-        raise ConfigError(f"{root}: no known people (expected DIR/<name>.jpg or DIR/<name>/<photos>)")
-    return people
-
-
 @app.command()
 def reindex(db: str = DbOpt, out: str = typer.Option(..., "--out", help="New gallery to write (must not hold people yet)."),
             model: str = ModelOpt, detector: str = DetectorOpt, flip: bool = FlipOpt, as_json: bool = JsonOpt) -> None:
@@ -238,24 +225,6 @@ def reindex(db: str = DbOpt, out: str = typer.Option(..., "--out", help="New gal
             typer.echo(f"  skipped {person}: {why}")
 
     run_command(body)
-
-
-def _indexed(db: str, images: List[Path], spec: Any) -> dict[str, tuple[Any, Any]]:
-    """``{image: (Faces, Embeddings)}`` for the photos the photo index in ``db`` holds unchanged
-    (embedded by the same model): identify reuses them instead of detecting again."""
-    import numpy as np
-
-    from ..collections.store import indexed_faces
-    from ..types import Embeddings, Faces
-
-    path = db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
-    if "://" in path or not Path(path).is_file():
-        return {}
-    out = {}
-    for image, (xyxy, score, vectors) in indexed_faces(path, images, spec.model_id).items():
-        faces = Faces(xyxy, score, np.zeros((len(xyxy), 5, 2), np.float32))
-        out[image] = (faces, Embeddings(vectors.reshape(len(xyxy), -1), spec.model_id, spec.metric))
-    return out
 
 
 @people_app.command("list")

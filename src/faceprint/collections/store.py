@@ -87,7 +87,8 @@ def connect(path: str | Path) -> sqlite3.Connection:
         ConfigError: ``path`` is a server or milvus-lite URI (the index lives in SQLite only).
     """
     from ..dburi import sqlite_path
-    from ..sqlitedb import connect as open_db, migrate
+    from ..sqlitedb import connect as open_db
+    from ..sqlitedb import migrate
 
     conn = open_db(sqlite_path(path, "the photo index"))
     migrate(conn, COMPONENT, MIGRATIONS)
@@ -248,3 +249,21 @@ def indexed_faces(db: str | Path, paths: Iterable[str | Path], model_id: str) ->
 
 __all__ = ["COMPONENT", "FaceRows", "add_links", "indexed_faces", "cluster_names", "connect", "get_state", "read_faces",
            "read_links", "set_cluster_name", "set_state"]
+
+
+def indexed_results(db: str, images: Iterable[str | Path], spec: Any) -> dict[str, tuple[Any, Any]]:
+    """``{image: (Faces, Embeddings)}`` for the photos the photo index in the SQLite database
+    ``db`` (a ``--db`` string) holds unchanged and embedded by ``spec``'s model, so that
+    identification reuses them instead of detecting again; ``{}`` for a server database, a
+    missing file or one without a photo index. Landmarks are not stored: they come back as zeros."""
+    from ..dburi import parse_db
+    from ..types import Embeddings, Faces
+
+    target = parse_db(db)
+    if target.kind != "sqlite" or target.path is None or not target.path.is_file():
+        return {}
+    out = {}
+    for image, (xyxy, score, vectors) in indexed_faces(target.path, images, spec.model_id).items():
+        faces = Faces(xyxy, score, np.zeros((len(xyxy), 5, 2), np.float32))
+        out[image] = (faces, Embeddings(vectors.reshape(len(xyxy), -1), spec.model_id, spec.metric))
+    return out

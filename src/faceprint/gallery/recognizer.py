@@ -314,6 +314,24 @@ class Recognizer:
         return [FaceResult.of(faces.xyxy[i], ident) for i, ident in enumerate(idents)]
 
 
+def known_people(root: Path) -> list[tuple[str, list[Path]]]:
+    """``[(name, files)]`` of known people: ``DIR/<name>/*`` folders, or face_recognition's layout
+    ``DIR/<name>.jpg`` (one photo each), or both.
+
+    Raises:
+        ConfigError: ``root`` is not a folder or holds neither.
+    """
+    if not root.is_dir():
+        raise ConfigError(f"{root}: not a folder")
+    files = sorted(f for f in root.iterdir() if f.is_file() and not f.name.startswith("."))
+    people = [(f.stem, [f]) for f in files]
+    if any(d.is_dir() for d in root.iterdir()):
+        people += person_folders(root)
+    if not people:
+        raise ConfigError(f"{root}: no known people (expected DIR/<name>.jpg or DIR/<name>/<photos>)")
+    return people
+
+
 def person_folders(root: str | Path) -> list[tuple[str, list[Path]]]:
     """``[(name, files)]`` for each sub-folder of ``root`` (hidden entries skipped, sorted).
 

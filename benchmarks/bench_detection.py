@@ -4,10 +4,10 @@ Every detector gets the photos as they are on disk (no pre-downscaling: the Comp
 of identity A are 12-36 megapixels), so MTCNN's default ``max_side=1920`` is exercised.
 
 The 27 annotated photos of ``../shared/data/detection`` are split once, by file, into
-- a **tuning half** (13 photos, 46 faces... see the printed counts): dlib's ``training.xml``
+- a **tuning half** (13 photos, 36 faces): dlib's ``training.xml``
   photos and the CompreFace samples with an odd number (001_A, 003_A, 005_A, 007_B, 009_C,
   011_3, 013_4, 015_6, 017_0);
-- a **report half** (14 photos): dlib's ``testing.xml`` photos and the even-numbered CompreFace
+- a **report half** (14 photos, 53 faces): dlib's ``testing.xml`` photos and the even-numbered CompreFace
   samples (000_5, 002_A, 004_A, 006_A, 008_B, 010_2, 012_4, 014_5, 016_8).
 Both halves hold multi-megapixel photos of identity A and group photos (detection has no
 identities to split by). The MTCNN settings (``min_face_size``, ``max_side``) are chosen on the

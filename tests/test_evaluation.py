@@ -272,6 +272,32 @@ def test_blank_image_uses_the_fallback() -> None:
     assert emb.vectors.shape == (2, 128) and np.isfinite(emb.vectors).all() and np.abs(emb.vectors[0]).sum() > 0
 
 
+def test_largest_choice_is_verifys_face_and_fails_faceless_pairs(tmp_path: Path) -> None:
+    """``choice="largest"`` (``eval lfw --face-choice largest``) embeds what ``verify`` compares:
+    the same vectors as ``FacePipeline.face_embedding(img, 0)``; a faceless image gets no
+    fallback, so its pair is decided "different" at NO_FACE_DISTANCE."""
+    from PIL import Image
+
+    from faceprint import FacePipeline
+    from faceprint.evaluation.lfw import NO_FACE_DISTANCE, embed_images, pair_distances
+
+    pipe = FacePipeline()
+    two, obama = shared("people", "two_people.jpg"), shared("people", "obama.jpg")
+    Image.fromarray(np.full((250, 250, 3), 128, np.uint8)).save(tmp_path / "blank.png")
+    emb, no_face = embed_images(pipe, [two, obama, tmp_path / "blank.png"], choice="largest")
+    assert no_face.tolist() == [False, False, True] and np.isnan(emb.vectors[2]).all()
+    for i, path in enumerate((two, obama)):
+        np.testing.assert_allclose(emb.vectors[i], pipe.face_embedding(path, 0).vectors[0], atol=1e-5)
+    f = tmp_path / "pairs.csv"
+    f.write_text(f"{obama},{obama},1\n{obama},{tmp_path / 'blank.png'},1\n{two},{obama},0\n")
+    largest = pair_distances(pipe, read_pairs(f), choice="largest")
+    centre = pair_distances(pipe, read_pairs(f))
+    assert largest.distances[0] < 1e-5 and largest.distances[1] == NO_FACE_DISTANCE
+    assert largest.no_face == centre.no_face == 1 and centre.distances[1] < NO_FACE_DISTANCE
+    with pytest.raises(FaceprintError, match="face choice"):
+        embed_images(pipe, [obama], choice="nearest")
+
+
 def test_import_stays_light() -> None:
     code = ("import sys, faceprint, faceprint.evaluation, faceprint.evaluation.lfw, faceprint.calibration; "
             "print([m for m in ('matplotlib', 'sklearn', 'scipy', 'cv2', 'onnxruntime') if m in sys.modules])")

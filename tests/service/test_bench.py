@@ -24,7 +24,9 @@ def test_bench_service_tiny_run() -> None:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     http, local = result["http"], result["inprocess"]
     assert http["requests"] == 4 and http["errors"] == 0 and local["errors"] == 0
-    assert http["enrolled"] == 2 and http["lost"] == 0 and http["enroll_refused"] == []
+    assert http["ok"] + http["rate_limited"] + http["other"] == 4 and http["faces"] >= 0
+    # enrollment photos are not pre-filtered: the gate may refuse some, each one is reported
+    assert http["enrolled"] + len(http["enroll_refused"]) == 2 and http["lost"] == 0
     assert 0 < http["p50_ms"] <= http["p99_ms"] and http["throughput"] > 0
     assert result["config"]["photos"] == 3
 

@@ -18,13 +18,13 @@ RootOpt = typer.Option(None, "--root", help="LFW image folder (<root>/<Name>/<Na
 ChunkOpt = typer.Option(512, "--chunk", min=1, help="Images per embed_many call (images stream through it).")
 
 
-def _distances(pipe: Any, pairs: Any, chunk: int) -> Any:
+def _distances(pipe: Any, pairs: Any, chunk: int, choice: str = "centre") -> Any:
     from ..evaluation.lfw import pair_distances
 
     n_images = len(pairs.unique_images()[0])
     with progress_bar(n_images, "embed") as bar:
         task = bar.add_task("embed", total=n_images)
-        return pair_distances(pipe, pairs, chunk, on_image=lambda _i: bar.advance(task))
+        return pair_distances(pipe, pairs, chunk, on_image=lambda _i: bar.advance(task), choice=choice)
 
 
 @eval_app.command("lfw")
@@ -32,7 +32,10 @@ def eval_lfw(pairs_file: Path = PairsOpt, root: Optional[Path] = RootOpt,
              json_out: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here ('-' = stdout)."),
              plot: Optional[Path] = typer.Option(None, "--plot", help="Write a ROC + DET plot (PNG) here."),
              model: str = ModelOpt, detector: str = DetectorOpt, chunk: int = ChunkOpt,
-             flip: bool = FlipOpt, jitter: int = JitterOpt) -> None:
+             flip: bool = FlipOpt, jitter: int = JitterOpt,
+             face_choice: str = typer.Option("centre", "--face-choice",
+                                             help="centre: the protocol's face nearest the centre, with a centre "
+                                                  "fallback; largest: `verify`'s face, a faceless pair decided different.")) -> None:
     """LFW-protocol verification benchmark: accuracy, AUC, EER, TAR@FAR, speed.
 
     View 2 (pairs.txt) reports 10-fold accuracy; View 1 and CSV files have one split, so the
@@ -45,8 +48,8 @@ def eval_lfw(pairs_file: Path = PairsOpt, root: Optional[Path] = RootOpt,
 
         pairs = read_pairs(pairs_file, root)
         pipe = make_pipeline(detector, model, flip=flip, jitter=jitter)
-        rep = report(_distances(pipe, pairs, chunk), pairs, pipe.spec.model_id, detector, pipe.spec.metric,
-                     pipe.threshold, flip=flip, jitter=jitter)
+        rep = report(_distances(pipe, pairs, chunk, face_choice), pairs, pipe.spec.model_id, detector,
+                     pipe.spec.metric, pipe.threshold, flip=flip, jitter=jitter, face_choice=face_choice)
         if plot is not None:
             from ..evaluation.plots import plot_roc_det
 

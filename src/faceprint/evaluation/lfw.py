@@ -1,13 +1,17 @@
 """Run a pipeline over labelled pairs (LFW protocol or CSV) and report verification metrics.
 
 Face choice, per image (LFW images are 250x250 crops centred on the labelled person, and
-often show other people near the edges):
+often show other people near the edges), ``choice="centre"`` (the protocol's, the default):
 
 - the detected face whose box centre is **nearest the image centre** is used;
 - when nothing is detected, a **centre fallback** is embedded instead: a box over the central
   50% of the image with 5 synthetic landmarks (the ArcFace template scaled into that box) is
   handed to the pipeline's aligner, i.e. the chip is cut as if the face filled the central
   region. Such images are counted in ``no_face``.
+
+``choice="largest"`` is ``faceprint verify``'s rule: the largest face, and no fallback; a pair
+with an image without a face (where verify fails) gets :data:`NO_FACE_DISTANCE`, i.e. it is
+decided "different".
 
 Each unique image is embedded once, streamed through :meth:`FacePipeline.embed_many`.
 """
@@ -21,6 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..align import ARCFACE_112
+from ..errors import ConfigError
 from ..image import load_image
 from ..types import Embeddings, Faces
 from . import metrics
@@ -30,6 +35,10 @@ from .pairs import PairSet
 REPORT_FARS: tuple[float, ...] = (1e-2, 1e-3)
 #: Side of the centre fallback box, as a fraction of the image's shorter side.
 FALLBACK_FRACTION = 0.5
+#: Face choices of :func:`embed_images`: the protocol's centre face, or verify's largest face.
+FACE_CHOICES: tuple[str, ...] = ("centre", "largest")
+#: Distance given to a pair with a faceless image under ``choice="largest"`` (beyond any real one).
+NO_FACE_DISTANCE = 10.0
 
 
 def centre_face(faces: Faces, image_hw: tuple[int, int]) -> int:
@@ -51,8 +60,10 @@ def centre_fallback(image_hw: tuple[int, int], fraction: float = FALLBACK_FRACTI
 
 
 def embed_images(pipe: Any, paths: Sequence[Any], chunk: int = 512,
-                 on_image: Callable[[int], None] | None = None) -> tuple[Embeddings, np.ndarray]:
-    """One embedding per image (centre face, else the centre fallback).
+                 on_image: Callable[[int], None] | None = None,
+                 choice: str = "centre") -> tuple[Embeddings, np.ndarray]:
+    """One embedding per image: the centre face, else the centre fallback (``choice="centre"``),
+    or the largest face, else a NaN row (``choice="largest"``).
 
     Images stream through :meth:`FacePipeline.embed_many` ``chunk`` at a time (each is read
     when the pipeline reaches it), so detection of later images overlaps embedding of earlier
@@ -62,7 +73,10 @@ def embed_images(pipe: Any, paths: Sequence[Any], chunk: int = 512,
 
     Raises:
         ImageDecodeError: an image cannot be read.
+        ConfigError: ``choice`` is not one of :data:`FACE_CHOICES`.
     """
+    if choice not in FACE_CHOICES:
+        raise ConfigError(f"face choice must be one of {', '.join(FACE_CHOICES)}, got {choice!r}")
     spec = pipe.spec
     vectors = np.zeros((len(paths), spec.dim), np.float32)
     no_face = np.zeros(len(paths), bool)
@@ -82,8 +96,12 @@ def embed_images(pipe: Any, paths: Sequence[Any], chunk: int = 512,
             if len(res) == 0:
                 missing.append(i)
             else:
-                vectors[start + i] = res.embeddings.vectors[centre_face(res.faces, hw)]
-        if missing:
+                row = centre_face(res.faces, hw) if choice == "centre" else 0  # embed_many: largest first
+                vectors[start + i] = res.embeddings.vectors[row]
+        if choice == "largest":
+            vectors[[start + i for i in missing]] = np.nan
+            no_face[[start + i for i in missing]] = True
+        elif missing:
             fallback = pipe.embed_many([load_image(paths[start + i]) for i in missing],
                                        faces=[centre_fallback(shapes[i]) for i in missing])
             for i, res in zip(missing, fallback):
@@ -114,13 +132,18 @@ class PairDistances:
 
 
 def pair_distances(pipe: Any, pairs: PairSet, chunk: int = 512,
-                   on_image: Callable[[int], None] | None = None) -> PairDistances:
-    """Embed the unique images of ``pairs`` once each and measure every pair's distance."""
+                   on_image: Callable[[int], None] | None = None, choice: str = "centre") -> PairDistances:
+    """Embed the unique images of ``pairs`` once each (face ``choice``, see :func:`embed_images`)
+    and measure every pair's distance; a pair with a faceless image under ``"largest"`` gets
+    :data:`NO_FACE_DISTANCE`."""
     paths, a_idx, b_idx = pairs.unique_images()
     t0 = time.perf_counter()
-    emb, no_face = embed_images(pipe, paths, chunk, on_image)
+    emb, no_face = embed_images(pipe, paths, chunk, on_image, choice)
     seconds = time.perf_counter() - t0
-    return PairDistances(paired_distances(emb, a_idx, b_idx), pairs.labels, pairs.folds, int(no_face.sum()),
+    dist = paired_distances(emb, a_idx, b_idx)
+    if choice == "largest":
+        dist[no_face[a_idx] | no_face[b_idx]] = NO_FACE_DISTANCE
+    return PairDistances(dist, pairs.labels, pairs.folds, int(no_face.sum()),
                          len(paths), seconds)
 
 
@@ -157,6 +180,7 @@ class EvalReport:
     labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, bool))
     flip: bool = False
     jitter: int = 0
+    face_choice: str = "centre"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready report (distances and labels left out)."""
@@ -175,9 +199,11 @@ def _rounded(value: Any) -> Any:
 
 
 def report(dist: PairDistances, pairs: PairSet, model_id: str, detector: str, metric: str,
-           default_threshold: float, flip: bool = False, jitter: int = 0) -> EvalReport:
+           default_threshold: float, flip: bool = False, jitter: int = 0,
+           face_choice: str = "centre") -> EvalReport:
     """Metrics from measured distances (see :mod:`faceprint.evaluation.metrics`); ``flip``
-    (flip-averaged embeddings) and ``jitter`` (jittered copies averaged) are only recorded."""
+    (flip-averaged embeddings), ``jitter`` (jittered copies averaged) and ``face_choice`` are
+    only recorded."""
     d, y = dist.distances, dist.labels
     folds = metrics.kfold_accuracy(d, y, dist.folds)
     if pairs.n_folds > 1:
@@ -199,11 +225,12 @@ def report(dist: PairDistances, pairs: PairSet, model_id: str, detector: str, me
         auc=metrics.auc(d, y), eer=rate, eer_threshold=eer_t, tar_at_far=tar, threshold_at_far=thr,
         no_face=dist.no_face, n_images=dist.n_images, images_per_s=dist.images_per_s, seconds=dist.seconds,
         distances=d, labels=y, flip=bool(flip), jitter=int(jitter),
+        face_choice=face_choice,
     )
 
 
 def evaluate(pipe: Any, pairs: PairSet, detector: str = "", chunk: int = 512,
-             on_image: Callable[[int], None] | None = None) -> EvalReport:
+             on_image: Callable[[int], None] | None = None, choice: str = "centre") -> EvalReport:
     """Run ``pipe`` over ``pairs`` and report accuracy (LFW protocol), AUC, EER and TAR@FAR.
 
     ``detector`` is only recorded in the report. The default threshold is the pipeline's
@@ -213,9 +240,10 @@ def evaluate(pipe: Any, pairs: PairSet, detector: str = "", chunk: int = 512,
         ImageDecodeError: an image cannot be read.
         ConfigError: the pairs lack a class (all same or all different).
     """
-    dist = pair_distances(pipe, pairs, chunk, on_image)
+    dist = pair_distances(pipe, pairs, chunk, on_image, choice)
     return report(dist, pairs, pipe.spec.model_id, detector, pipe.spec.metric, pipe.threshold,
-                  flip=bool(getattr(pipe.embedder, "flip", False)), jitter=int(getattr(pipe.embedder, "jitter", 0)))
+                  flip=bool(getattr(pipe.embedder, "flip", False)), jitter=int(getattr(pipe.embedder, "jitter", 0)),
+                  face_choice=choice)
 
 
 def format_report(rep: EvalReport) -> str:
@@ -234,11 +262,13 @@ def format_report(rep: EvalReport) -> str:
     ]
     for key, value in rep.tar_at_far.items():
         rows.append((f"TAR @ FAR {key}", f"{value:.4f} (threshold {rep.threshold_at_far[key]:.4f})"))
-    rows += [("no face (fallback)", f"{rep.no_face} of {rep.n_images} images"),
+    no_face = "fallback" if rep.face_choice == "centre" else f"pairs set to distance {NO_FACE_DISTANCE:g}"
+    rows += [("face choice", f"{rep.face_choice} face"),
+             (f"no face ({no_face})", f"{rep.no_face} of {rep.n_images} images"),
              ("speed", f"{rep.images_per_s:.1f} images/s ({rep.seconds:.1f} s)")]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-__all__ = ["EvalReport", "PairDistances", "centre_face", "centre_fallback", "embed_images", "evaluate",
+__all__ = ["FACE_CHOICES", "NO_FACE_DISTANCE", "EvalReport", "PairDistances", "centre_face", "centre_fallback", "embed_images", "evaluate",
            "format_report", "pair_distances", "paired_distances", "report"]

@@ -15,7 +15,7 @@ import pytest
 
 from faceprint.collections.assign import cluster_index
 from faceprint.collections.clustering import as_vectors, pairwise_distances
-from faceprint.collections.incremental import _support, cohesion, join_new
+from faceprint.collections.incremental import MEAN_FRACTION, _support, cohesion, join_new, regroup
 from faceprint.collections.index import index_folder, store_results
 from faceprint.collections.metrics import cluster_scores
 from faceprint.collections.scan import PhotoFile
@@ -209,3 +209,18 @@ def test_cli_cluster_json_reports_every_face(library: tuple[Path, dict[str, str]
     with sqlite3.connect(tmp_path / "lib.db") as conn:
         total = conn.execute("SELECT count(*) FROM faces").fetchone()[0]
     assert sum(len(c["faces"]) for c in data["clusters"]) + len(data["noise"]) == total
+
+
+def test_a_new_face_far_from_a_cluster_on_average_neither_joins_nor_is_regrouped_into_it() -> None:
+    # a tight pair plus a far member: a new face beside the pair passes the nearest-members
+    # test but its mean distance to all three (plain loop) is above MEAN_FRACTION * threshold
+    v = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [3.0, 0.0], [0.05, 0.05]])
+    labels, new = np.array([0, 0, 0, 0, -1]), np.array([False] * 4 + [True])
+    mean = np.mean([float(np.linalg.norm(v[4] - v[j])) for j in range(4)])
+    for threshold in (mean / MEAN_FRACTION * 0.99, mean / MEAN_FRACTION * 1.01):
+        joins = mean <= MEAN_FRACTION * threshold
+        got = join_new(v, "euclidean", labels, new, threshold=threshold, cannot_link=[], must_link=[])
+        assert got[4] == (0 if joins else -1)
+        fresh = np.array([0, 0, 0, 0, 0])  # the neighbourhood run put the new face with the cluster
+        placed = regroup(labels.copy(), new, np.arange(5), fresh, [], lambda: 99, v, "euclidean", threshold)
+        assert placed[4] == (0 if joins else -1)

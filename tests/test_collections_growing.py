@@ -224,3 +224,18 @@ def test_a_new_face_far_from_a_cluster_on_average_neither_joins_nor_is_regrouped
         fresh = np.array([0, 0, 0, 0, 0])  # the neighbourhood run put the new face with the cluster
         placed = regroup(labels.copy(), new, np.arange(5), fresh, [], lambda: 99, v, "euclidean", threshold)
         assert placed[4] == (0 if joins else -1)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_nearest_search_matches_a_plain_loop(metric: str) -> None:
+    from faceprint.collections.incremental import _nearest
+
+    rng = np.random.default_rng(1)
+    v, m = as_vectors(rng.normal(size=(300, 8)), metric)
+    queries, rows = np.arange(0, 40), np.arange(40, 300)
+    got_i, got_d = _nearest(v, m, queries, rows, 5, chunk=16)
+    for q in range(len(queries)):
+        plain = sorted((float(pairwise_distances(v[queries[q]:queries[q] + 1], v[r:r + 1], m)[0, 0]), int(r))
+                       for r in rows)[:5]
+        assert got_i[q].tolist() == [r for _, r in plain]
+        assert got_d[q] == pytest.approx([d for d, _ in plain], abs=1e-5)

@@ -69,41 +69,62 @@ def cohesion(vectors: np.ndarray, metric: str, rows: np.ndarray, max_members: in
 
 def _nearest(vectors: np.ndarray, metric: str, queries: np.ndarray, rows: np.ndarray, k: int,
              chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """``(rows (Q, k'), distances)``: each query's ``k`` nearest of ``rows`` (in no particular order).
+    """``(rows (Q, k'), distances)``: each query's ``k`` nearest of ``rows``, nearest first.
 
-    Float32 BLAS (the search only ranks; the rules re-measure the distances they compare).
+    Float32 BLAS, ranked by ``|b|^2 / 2 - q.b`` (one pass over each block; the rules
+    re-measure the distances they compare).
     """
     k = min(k, len(rows))
     out_i = np.zeros((len(queries), k), np.int64)
     out_d = np.zeros((len(queries), k))
     base = np.ascontiguousarray(vectors[rows], dtype=np.float32)
-    base_sq = (base * base).sum(1)
+    half_sq = (base * base).sum(1) / 2
     for s in range(0, len(queries), chunk):
         q = vectors[queries[s:s + chunk]].astype(np.float32)
-        d2 = (q * q).sum(1)[:, None] + base_sq[None, :] - 2.0 * (q @ base.T)
-        part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(rows) else np.tile(np.arange(len(rows)),
-                                                                                         (len(d2), 1))
-        d = np.sqrt(np.maximum(np.take_along_axis(d2, part, 1), 0.0)).astype(np.float64)
+        score = q @ base.T
+        np.subtract(half_sq[None, :], score, out=score)  # |q-b|^2 / 2 - |q|^2 / 2
+        part = np.argpartition(score, k - 1, axis=1)[:, :k] if k < len(rows) else np.tile(np.arange(len(rows)),
+                                                                                           (len(score), 1))
+        d2 = 2 * np.take_along_axis(score, part, 1).astype(np.float64) + (q.astype(np.float64) ** 2).sum(1)[:, None]
+        order = np.argsort(d2, axis=1)
+        part, d2 = np.take_along_axis(part, order, 1), np.take_along_axis(d2, order, 1)
+        d = np.sqrt(np.maximum(d2, 0.0))
         if metric == "cosine":  # prepared unit vectors: 1 - cos = |a - b|^2 / 2
             d = d * d / 2
         out_i[s:s + chunk], out_d[s:s + chunk] = rows[part], d
     return out_i, out_d
 
 
+def nearest_clustered(vectors: np.ndarray, metric: str, labels: np.ndarray,
+                      new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each ``new`` row's :data:`NEAREST` nearest clustered old faces, nearest first (one search
+    that :func:`join_new` and :func:`neighbourhood` share): ``(rows (Q, k), distances)``."""
+    held = np.flatnonzero((labels >= 0) & ~new)
+    fresh = np.flatnonzero(new)
+    if len(held) == 0 or len(fresh) == 0:
+        return np.zeros((len(fresh), 0), np.int64), np.zeros((len(fresh), 0))
+    return _nearest(vectors, metric, fresh, held, NEAREST)
+
+
 def neighbourhood(vectors: np.ndarray, metric: str, labels: np.ndarray, new: np.ndarray, threshold: float,
-                  clusters: int = 3, noise: int = 5) -> np.ndarray:
+                  clusters: int = 3, noise: int = 5,
+                  near: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """``(N,)`` mask: the ``new`` rows, every member of the clusters of each new face's
-    ``clusters`` nearest clustered faces, and its ``noise`` nearest noise faces within ``threshold``."""
+    ``clusters`` nearest clustered faces, and its ``noise`` nearest noise faces within ``threshold``.
+
+    ``near``: :func:`nearest_clustered`'s result for ``new`` (searched here when not given).
+    """
     out = new.copy()
     fresh = np.flatnonzero(new)
     held = np.flatnonzero((labels >= 0) & ~new)
     loose = np.flatnonzero((labels < 0) & ~new)
     if len(fresh) and len(held) and clusters > 0:
-        near, _ = _nearest(vectors, metric, fresh, held, clusters)
-        out |= np.isin(labels, np.unique(labels[near]))
+        if near is None or near[0].shape[1] < min(clusters, len(held)):
+            near = _nearest(vectors, metric, fresh, held, clusters)
+        out |= np.isin(labels, np.unique(labels[near[0][:, :clusters]]))
     if len(fresh) and len(loose) and noise > 0:
-        near, d = _nearest(vectors, metric, fresh, loose, noise)
-        out[near[d < threshold]] = True
+        close, d = _nearest(vectors, metric, fresh, loose, noise)
+        out[close[d < threshold]] = True
     return out
 
 
@@ -150,14 +171,16 @@ def regroup(labels: np.ndarray, new: np.ndarray, rows: np.ndarray, fresh: np.nda
 
 def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, pool: np.ndarray, threshold: float,
              cannot_link: list[tuple[int, int]], must_link: list[tuple[int, int]],
-             names: dict[int, str | None] | None = None, identify: Identify | None = None) -> np.ndarray:
+             names: dict[int, str | None] | None = None, identify: Identify | None = None,
+             near: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Assign ``pool`` rows (the new faces) to existing clusters by rule 1; returns the new labels.
 
     ``labels`` ``(N,)``: the stored clusters (``-1`` noise); pool rows that join nothing get
     ``-1``; other rows keep their label. Must-linked pool faces move as one unit (a unit
     linked to a clustered face goes where that face is); a cluster holding a face a candidate
     cannot link with is skipped. ``identify`` (the gallery's open-set decision) is asked for
-    candidates of named clusters.
+    candidates of named clusters. ``near``: :func:`nearest_clustered` for ``pool`` (searched
+    here when not given).
     """
     labels = labels.copy()
     names = names or {}
@@ -180,7 +203,11 @@ def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, pool: np.ndar
     best_lab = -np.ones(len(todo), dtype=np.int64)
     best_s = np.full(len(todo), np.inf)
     touched: dict[int, list[int]] = {}
-    near, d = _nearest(vectors, metric, todo, old, NEAREST)  # the closest cluster is among these
+    if near is None:  # the closest cluster is among the clusters of the NEAREST nearest members
+        near, d = _nearest(vectors, metric, todo, old, NEAREST)
+    else:  # nearest_clustered's rows for every pool face: keep todo's
+        at_pool = np.searchsorted(np.flatnonzero(pool), todo)
+        near, d = near[0][at_pool], near[1][at_pool]
     for i in range(len(todo)):
         for lab in set(labels[near[i][d[i] < threshold]].tolist()):
             touched.setdefault(int(lab), []).append(i)
@@ -222,4 +249,4 @@ def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, pool: np.ndar
     return labels
 
 
-__all__ = ["MEAN_FRACTION", "NEAREST", "SUPPORT", "cohesion", "join_new", "neighbourhood", "regroup"]
+__all__ = ["MEAN_FRACTION", "NEAREST", "SUPPORT", "cohesion", "join_new", "nearest_clustered", "neighbourhood", "regroup"]

@@ -126,7 +126,7 @@ def test_incremental_matches_full_and_moves_no_clustered_face(library: tuple[Pat
     assert joined >= 0.6 * len(batch)  # most new photos of known people found their person
     incremental_f1 = f1(conn, truth)
     cluster_index(conn, full=True)
-    assert incremental_f1 >= f1(conn, truth) - 0.03, (incremental_f1, f1(conn, truth))
+    assert incremental_f1 >= f1(conn, truth) - 0.01, (incremental_f1, f1(conn, truth))
 
 
 def test_new_people_form_new_clusters_and_noise_stays_noise(library: tuple[Path, dict[str, str]],
@@ -224,6 +224,12 @@ def test_a_new_face_far_from_a_cluster_on_average_neither_joins_nor_is_regrouped
         fresh = np.array([0, 0, 0, 0, 0])  # the neighbourhood run put the new face with the cluster
         placed = regroup(labels.copy(), new, np.arange(5), fresh, [], lambda: 99, v, "euclidean", threshold)
         assert placed[4] == (0 if joins else -1)
+    # a named cluster takes a regrouped face only when the gallery's open-set decision says its name
+    for said, want in (("Ada", 0), ("Bob", -1), (None, -1)):
+        asked = []
+        placed = regroup(labels.copy(), new, np.arange(5), np.zeros(5, np.int64), [], lambda: 99, v, "euclidean",
+                         10.0, {0: "Ada"}, lambda rows: asked.append(len(rows)) or [said] * len(rows))
+        assert placed[4] == want and asked == [1]
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])

@@ -105,7 +105,8 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
         rows = np.flatnonzero(neighbourhood(vectors, metric, old_ids, new, threshold or 0.0, near=near))
         fresh = _fit(algorithm, params, vectors[rows], metric, must, cannot, rows, threshold)
         with transaction(conn):
-            labels = regroup(labels, new, rows, fresh, cannot, lambda: _new_cluster(conn), vectors, metric, threshold)
+            labels = regroup(labels, new, rows, fresh, cannot, lambda: _new_cluster(conn), vectors, metric, threshold,
+                             names, identify)
     else:
         labels = _fit(algorithm, params, vectors, metric, must, cannot, np.arange(len(faces)), threshold)
         labels = _carry_ids(conn, old_ids, labels)

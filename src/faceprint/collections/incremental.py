@@ -130,14 +130,16 @@ def neighbourhood(vectors: np.ndarray, metric: str, labels: np.ndarray, new: np.
 
 def regroup(labels: np.ndarray, new: np.ndarray, rows: np.ndarray, fresh: np.ndarray,
             cannot_link: list[tuple[int, int]], next_id: Callable[[], int],
-            vectors: np.ndarray | None = None, metric: str = "euclidean", threshold: float | None = None) -> np.ndarray:
+            vectors: np.ndarray | None = None, metric: str = "euclidean", threshold: float | None = None,
+            names: dict[int, str | None] | None = None, identify: Identify | None = None) -> np.ndarray:
     """Place the unplaced new faces by a re-clustering ``fresh`` (local labels, ``-1`` noise)
     of the neighbourhood ``rows``; returns the labels.
 
     A group's new faces still without a cluster join the old cluster most of the group's
     clustered old faces belong to (unless one cannot link with a member, or, given ``vectors``
     and ``threshold``, its mean distance to the members exceeds ``MEAN_FRACTION * threshold``:
-    it then stays noise); in a group without
+    it then stays noise, as it does when the target is a named cluster and ``identify``, the
+    gallery's open-set decision, does not say that name); in a group without
     old clustered faces they and the group's old noise become a new cluster (``next_id()``).
     """
     labels = labels.copy()
@@ -160,6 +162,9 @@ def regroup(labels: np.ndarray, new: np.ndarray, rows: np.ndarray, fresh: np.nda
             if vectors is not None and threshold is not None:  # as close on average as a join needs
                 mean = pairwise_distances(vectors[todo], vectors[inside_rows], metric).mean(1)
                 todo = todo[mean <= threshold * MEAN_FRACTION]
+            name = (names or {}).get(target)
+            if name and identify is not None and vectors is not None and len(todo):
+                todo = todo[np.array([who == name for who in identify(vectors[todo])], dtype=bool)]
             for r in todo:
                 if not conflicts.get(int(r), set()) & inside:
                     labels[r] = target

@@ -60,6 +60,7 @@ def make_folder(dest: Path, truth_path: Path, seed: int = 22) -> None:
 
 
 CPU_SECONDS: list[float] = []  # user + system seconds of each run, in order
+LOAD: list[float] = []  # the 1-minute load average when each run started
 
 
 def run(*args: str) -> tuple[float, float, str]:
@@ -67,6 +68,7 @@ def run(*args: str) -> tuple[float, float, str]:
     seconds (user + system) go to :data:`CPU_SECONDS` (on a shared machine wall time also
     counts the other jobs)."""
     cmd = ["/usr/bin/time", "-f", "%U %S %M"] + CLI + list(args)
+    LOAD.append(os.getloadavg()[0])
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -265,31 +267,36 @@ def scale(args: argparse.Namespace) -> None:
     centres = model.centres(n_syn // per + 1, np.random.default_rng(0))
     ident = np.random.default_rng(3).permutation(np.arange(n_syn) // per)  # a library grows in no order
     syn = model.photos(centres[ident], np.random.default_rng(2))
-    rows = []
+    rows: list[list[str]] = []
+
+    def add(row: list[str]) -> None:  # shown as it comes (a long run stopped early keeps its rows)
+        add(row)
+        print(" | ".join(row), file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         db = copy_db(Path(args.db), Path(tmp) / "big.db")
         write_faces(db, syn[:n_syn - args.add], 0, real.embeddings.model_id, real.embeddings.metric)
         sec, gb, out = run("cluster", "--db", str(db))
         first = all_labels(db)
-        rows.append([f"cluster, first run ({len(first)} faces)", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
-                     out.strip()])
+        add([f"cluster, first run ({len(first)} faces)", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
+                     f"{LOAD[-1]:.1f}", out.strip()])
         sec, gb, out = run("cluster", "--db", str(db))
         same = sum(first[f] != c for f, c in all_labels(db).items())
-        rows.append(["cluster, nothing new", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
+        add(["cluster, nothing new", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}", f"{LOAD[-1]:.1f}",
                      f"{same} labels changed"])
         write_faces(db, syn[n_syn - args.add:], n_syn - args.add, real.embeddings.model_id, real.embeddings.metric)
         sec, gb, out = run("cluster", "--db", str(db))
         after = all_labels(db)
         moved = sum(c >= 0 and after[f] != c for f, c in first.items())
-        rows.append([f"cluster after adding {args.add} faces", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
-                     f"{out.strip()}; {moved} clustered faces moved"])
+        add([f"cluster after adding {args.add} faces", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
+                     f"{LOAD[-1]:.1f}", f"{out.strip()}; {moved} clustered faces moved"])
         with sqlite3.connect(db) as conn:
             got = dict(conn.execute("SELECT p.path, coalesce(f.cluster_id, -1) FROM faces f "
                                     "JOIN photos p ON p.id = f.photo_id WHERE p.path LIKE '/synthetic/%'"))
         ids = [got[f"/synthetic/{i:07d}.jpg"] for i in range(n_syn)]
         s = cluster_scores(ident, ids)
-        rows.append(["synthetic identities: pairwise F1 / BCubed F", f"{s.f1:.4f}", f"{s.bcubed_f:.4f}", "", ""])
-    print_table(("run", "wall s", "CPU s", "peak GB", "result"), rows, args.markdown)
+        add(["synthetic identities: pairwise F1 / BCubed F", f"{s.f1:.4f}", f"{s.bcubed_f:.4f}", "", "", ""])
+    print_table(("run", "wall s", "CPU s", "peak GB", "load avg", "result"), rows, args.markdown)
     print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

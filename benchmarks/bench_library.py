@@ -270,7 +270,7 @@ def scale(args: argparse.Namespace) -> None:
     rows: list[list[str]] = []
 
     def add(row: list[str]) -> None:  # shown as it comes (a long run stopped early keeps its rows)
-        add(row)
+        rows.append(row)
         print(" | ".join(row), file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -115,11 +115,12 @@ def test_incremental_matches_full_and_moves_no_clustered_face(library: tuple[Pat
     conn = copy(db, tmp_path / "lib.db")
     later = {p for i, p in enumerate(sorted(truth)) if i % 5 == 0 and truth[p] in PEOPLE}  # 20% of the regulars
     batch = hold_back(conn, later)
-    cluster_index(conn)
+    path = str(tmp_path / "lib.db")
+    subprocess.run(CLI + ["cluster", "--db", path], check=True, capture_output=True)  # as a user: fresh processes
     before = labels(conn)
     add_back(conn, batch)
-    result = cluster_index(conn)
-    assert result.incremental
+    res = subprocess.run(CLI + ["cluster", "--db", path], check=True, capture_output=True, text=True)
+    assert "joined new faces to existing clusters" in res.stdout
     after = labels(conn)
     assert all(after[f] == c for f, c in before.items() if c >= 0)  # nothing clustered moved
     joined = sum(after[f] >= 0 for f in set(after) - set(before))

@@ -198,8 +198,10 @@ def merge_close(v: np.ndarray, labels: np.ndarray, bound: float, metric: str, ne
     members = {int(c): order[a:b] for c, a, b in zip(ids, starts, np.append(starts[1:], len(labels)))}
     centres = np.stack([v[members[int(c)]].mean(0) for c in ids])
     near, dist = knn(centres, nearest)
+    # the farthest pair of two sets is at least as far apart as their centroids: skip the rest
+    reach = np.sqrt(2 * bound) if metric == "cosine" else bound  # prepared unit vectors: 1 - cos = |a-b|^2 / 2
     pairs = sorted({(float(d), min(i, int(j)), max(i, int(j))) for i in range(len(ids))
-                    for j, d in zip(near[i], dist[i]) if j >= 0})
+                    for j, d in zip(near[i], dist[i]) if j >= 0 and d < reach})
     parent = {int(c): int(c) for c in ids}
 
     def root(x: int) -> int:

@@ -11,7 +11,9 @@ the same photos. Scores on each photo's centre face (the LFW subject), split by 
 hash into the tuning half (0) and the reported half (1), and on all.
 
 ``stability``: ``--subsets`` random 70% subsets (``cluster --full`` each): how many clusters
-and unclustered faces each of the most-photographed people gets.
+and unclustered faces each of the ``--people`` most-photographed people gets; with ``--grow``
+each subset is first clustered without a further 10% of the photos, which then come back as an
+index run stores them (new faces, unclustered) before a plain ``cluster`` (incremental).
 
 ``scale``: ``--faces`` faces (the library's own LFW vectors plus dlib-shaped synthetic ones,
 as ``bench_gallery.py scale`` makes) written into a fresh database as an index run would;
@@ -58,6 +60,7 @@ def make_folder(dest: Path, truth_path: Path, seed: int = 22) -> None:
 
 
 CPU_SECONDS: list[float] = []  # user + system seconds of each run, in order
+LOAD: list[float] = []  # the 1-minute load average when each run started
 
 
 def run(*args: str) -> tuple[float, float, str]:
@@ -65,6 +68,7 @@ def run(*args: str) -> tuple[float, float, str]:
     seconds (user + system) go to :data:`CPU_SECONDS` (on a shared machine wall time also
     counts the other jobs)."""
     cmd = ["/usr/bin/time", "-f", "%U %S %M"] + CLI + list(args)
+    LOAD.append(os.getloadavg()[0])
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -79,6 +83,14 @@ def copy_db(src: Path, dst: Path) -> Path:
     with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
         a.backup(b)
     return dst
+
+
+def without(db: Path, paths: list[str]) -> Path:
+    """``db`` with the photos ``paths`` (and their faces) deleted."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.executemany("DELETE FROM photos WHERE path = ?", [(p,) for p in paths])
+    return db
 
 
 def labels_of(db: Path) -> dict[str, int]:
@@ -134,12 +146,9 @@ def quality(args: argparse.Namespace) -> None:
         rows.append(["cluster --html, nothing new", *score_cells(scores(truth, labels_of(db))), f"{sec:.1f}",
                      str(changed)])
         for seed in range(args.repeats):
-            inc = copy_db(Path(args.db), tmp / f"inc{seed}.db")
             photos = sorted(truth)
             gone = random.Random(seed).sample(photos, len(photos) // 10)
-            with sqlite3.connect(inc) as conn:
-                conn.execute("PRAGMA foreign_keys = ON")
-                conn.executemany("DELETE FROM photos WHERE path = ?", [(p,) for p in gone])
+            inc = without(copy_db(Path(args.db), tmp / f"inc{seed}.db"), gone)
             run("cluster", "--db", str(inc))
             before = all_labels(inc)
             run("index", str(folder), "--db", str(inc))
@@ -158,35 +167,71 @@ def quality(args: argparse.Namespace) -> None:
                 rows, args.markdown)
 
 
+def hold_back(db: Path, paths: list[str]) -> None:
+    """Take ``paths`` out of the library, keeping their photo and face rows aside (``put_back``)."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE held_photos AS SELECT * FROM photos WHERE path IN (SELECT value FROM json_each(?))",
+                     (json.dumps(paths),))
+        conn.execute("CREATE TABLE held_faces AS SELECT * FROM faces WHERE photo_id IN (SELECT id FROM held_photos)")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("DELETE FROM photos WHERE id IN (SELECT id FROM held_photos)")
+
+
+def put_back(db: Path) -> None:
+    """The held photos come back as an index run stores them: new face ids, not yet clustered."""
+    with sqlite3.connect(db) as conn:
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(faces)")]
+        top = conn.execute("SELECT coalesce(max(id), 0) FROM faces").fetchone()[0]
+        fresh = {"id": f"id + {top}", "cluster_id": "NULL", "clustered": "0"}
+        conn.execute("INSERT INTO photos SELECT * FROM held_photos")
+        conn.execute(f"INSERT INTO faces ({', '.join(cols)}) SELECT {', '.join(fresh.get(c, c) for c in cols)} "
+                     "FROM held_faces")
+        conn.execute("DROP TABLE held_photos")
+        conn.execute("DROP TABLE held_faces")
+
+
 def stability(args: argparse.Namespace) -> None:
-    """Each top person's (clusters, unclustered faces) over random 70% subsets, ``cluster --full`` each."""
+    """Each top person's (clusters, unclustered faces) over random 70% subsets, ``cluster --full``
+    each; with ``--grow``, also the same subset grown: clustered without a further 10%, those
+    added, and a plain ``cluster`` (incremental) run."""
     truth = json.loads(Path(args.truth).read_text())
     counts: dict[str, int] = {}
     for p in truth.values():
         counts[p] = counts.get(p, 0) + 1
-    top = sorted(counts, key=lambda p: (-counts[p], p))[:5]
-    whole = {p: 0 for p in top}
+    top = sorted(counts, key=lambda p: (-counts[p], p))[:args.people]
+    whole = {(p, grown): 0 for p in top for grown in (False, True)}
     rows = []
+
+    def cells(db: Path, grown: bool) -> list[str]:
+        labels = labels_of(db)
+        out = []
+        for person in top:
+            mine = [labels[p] for p in labels if truth.get(p) == person]
+            clusters = {c for c in mine if c >= 0}
+            noise = sum(c < 0 for c in mine)
+            whole[(person, grown)] += len(clusters) == 1 and noise == 0
+            out.append(f"{len(mine)}: {len(clusters)}c+{noise}n")
+        return out
+
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.subsets):
-            db = copy_db(Path(args.db), Path(tmp) / f"s{seed}.db")
             photos = sorted(truth)
-            gone = random.Random(100 + seed).sample(photos, int(len(photos) * 0.3))
-            with sqlite3.connect(db) as conn:
-                conn.execute("PRAGMA foreign_keys = ON")
-                conn.executemany("DELETE FROM photos WHERE path = ?", [(p,) for p in gone])
+            rng = random.Random(100 + seed)
+            gone = rng.sample(photos, int(len(photos) * 0.3))
+            db = without(copy_db(Path(args.db), Path(tmp) / f"s{seed}.db"), gone)
             run("cluster", "--db", str(db), "--full")
-            labels = labels_of(db)
-            cells = []
-            for person in top:
-                mine = [labels[p] for p in labels if truth.get(p) == person]
-                clusters = {c for c in mine if c >= 0}
-                noise = sum(c < 0 for c in mine)
-                whole[person] += len(clusters) == 1 and noise == 0
-                cells.append(f"{len(mine)}: {len(clusters)}c+{noise}n")
-            rows.append([str(seed), *cells])
-    print_table(("subset", *top), rows, args.markdown)
-    print(", ".join(f"{p}: one cluster in {whole[p]}/{args.subsets}" for p in top))
+            rows.append([str(seed), "cluster --full", *cells(db, False)])
+            if args.grow:  # the same subset grown: clustered without a further 10%, then those added
+                grown = without(copy_db(Path(args.db), Path(tmp) / f"g{seed}.db"), gone)
+                hold_back(grown, rng.sample(sorted(set(photos) - set(gone)), len(photos) // 10))
+                run("cluster", "--db", str(grown), "--full")
+                put_back(grown)
+                run("cluster", "--db", str(grown))
+                rows.append([str(seed), "60% --full, +10% cluster", *cells(grown, True)])
+    print_table(("subset", "run", *top), rows, args.markdown)
+    for grown in (False, True) if args.grow else (False,):
+        label = "after the incremental add" if grown else "cluster --full"
+        print(f"{label}: " + ", ".join(f"{p}: one cluster in {whole[(p, grown)]}/{args.subsets}" for p in top))
 
 
 def write_faces(db: Path, vectors: np.ndarray, start: int, model_id: str, metric: str) -> None:
@@ -222,31 +267,36 @@ def scale(args: argparse.Namespace) -> None:
     centres = model.centres(n_syn // per + 1, np.random.default_rng(0))
     ident = np.random.default_rng(3).permutation(np.arange(n_syn) // per)  # a library grows in no order
     syn = model.photos(centres[ident], np.random.default_rng(2))
-    rows = []
+    rows: list[list[str]] = []
+
+    def add(row: list[str]) -> None:  # shown as it comes (a long run stopped early keeps its rows)
+        rows.append(row)
+        print(" | ".join(row), file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         db = copy_db(Path(args.db), Path(tmp) / "big.db")
         write_faces(db, syn[:n_syn - args.add], 0, real.embeddings.model_id, real.embeddings.metric)
         sec, gb, out = run("cluster", "--db", str(db))
         first = all_labels(db)
-        rows.append([f"cluster, first run ({len(first)} faces)", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
-                     out.strip()])
+        add([f"cluster, first run ({len(first)} faces)", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
+                     f"{LOAD[-1]:.1f}", out.strip()])
         sec, gb, out = run("cluster", "--db", str(db))
         same = sum(first[f] != c for f, c in all_labels(db).items())
-        rows.append(["cluster, nothing new", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
+        add(["cluster, nothing new", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}", f"{LOAD[-1]:.1f}",
                      f"{same} labels changed"])
         write_faces(db, syn[n_syn - args.add:], n_syn - args.add, real.embeddings.model_id, real.embeddings.metric)
         sec, gb, out = run("cluster", "--db", str(db))
         after = all_labels(db)
         moved = sum(c >= 0 and after[f] != c for f, c in first.items())
-        rows.append([f"cluster after adding {args.add} faces", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
-                     f"{out.strip()}; {moved} clustered faces moved"])
+        add([f"cluster after adding {args.add} faces", f"{sec:.1f}", f"{CPU_SECONDS[-1]:.1f}", f"{gb:.2f}",
+                     f"{LOAD[-1]:.1f}", f"{out.strip()}; {moved} clustered faces moved"])
         with sqlite3.connect(db) as conn:
             got = dict(conn.execute("SELECT p.path, coalesce(f.cluster_id, -1) FROM faces f "
                                     "JOIN photos p ON p.id = f.photo_id WHERE p.path LIKE '/synthetic/%'"))
         ids = [got[f"/synthetic/{i:07d}.jpg"] for i in range(n_syn)]
         s = cluster_scores(ident, ids)
-        rows.append(["synthetic identities: pairwise F1 / BCubed F", f"{s.f1:.4f}", f"{s.bcubed_f:.4f}", "", ""])
-    print_table(("run", "wall s", "CPU s", "peak GB", "result"), rows, args.markdown)
+        add(["synthetic identities: pairwise F1 / BCubed F", f"{s.f1:.4f}", f"{s.bcubed_f:.4f}", "", "", ""])
+    print_table(("run", "wall s", "CPU s", "peak GB", "load avg", "result"), rows, args.markdown)
     print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
@@ -269,6 +319,9 @@ def main() -> None:
     parser.add_argument("--folder", default="/tmp/issue22-cache/photos")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--subsets", type=int, default=18)
+    parser.add_argument("--people", type=int, default=5, help="stability: how many most-photographed people")
+    parser.add_argument("--grow", action="store_true",
+                        help="stability: each subset clustered without its last 10%%, then those added (incremental)")
     parser.add_argument("--faces", type=int, default=100_000)
     parser.add_argument("--add", type=int, default=1000)
     parser.add_argument("--markdown", action="store_true")

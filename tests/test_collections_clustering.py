@@ -260,3 +260,40 @@ def test_noise_counts_as_singletons() -> None:
     assert perfect.f1 == perfect.bcubed_f == pytest.approx(1.0) and perfect.nmi == pytest.approx(1.0)
     with pytest.raises(ConfigError):
         cluster_scores(["a"], [0, 1])
+
+
+def test_metrics_match_a_plain_loop_over_pairs_and_faces() -> None:
+    rng = np.random.default_rng(4)
+    truth = [f"p{x}" for x in rng.integers(0, 15, 120)]
+    pred = rng.integers(-1, 25, 120).tolist()
+    s = cluster_scores(truth, pred)
+    pid = [c if c >= 0 else 1000 + i for i, c in enumerate(pred)]  # noise: a cluster of its own
+    n = len(truth)
+    together = same = both = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            together += pid[i] == pid[j]
+            same += truth[i] == truth[j]
+            both += pid[i] == pid[j] and truth[i] == truth[j]
+    assert (s.precision, s.recall) == pytest.approx((both / together, both / same))
+    bp = np.mean([sum(pid[j] == pid[i] and truth[j] == truth[i] for j in range(n)) / pid.count(pid[i])
+                  for i in range(n)])
+    br = np.mean([sum(pid[j] == pid[i] and truth[j] == truth[i] for j in range(n)) / truth.count(truth[i])
+                  for i in range(n)])
+    assert (s.bcubed_precision, s.bcubed_recall) == pytest.approx((bp, br))
+    assert s.nmi == pytest.approx(normalized_mutual_info_score(truth, pid))
+
+
+def test_merge_close_joins_clusters_only_when_every_pair_is_within_the_bound() -> None:
+    from faceprint.collections.clustering import merge_close
+
+    rng = np.random.default_rng(5)
+    a, b, c = rng.normal(0, 0.05, (3, 4)), rng.normal(0, 0.05, (2, 4)) + 0.2, rng.normal(0, 0.05, (3, 4)) + 5.0
+    v = np.concatenate([a, b, c])
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    union = max(float(np.linalg.norm(v[i] - v[j])) for i in range(5) for j in range(5))  # plain loop over A+B
+    got = merge_close(v, labels, union * 1.01, "euclidean")
+    assert len(set(got[:5])) == 1 and set(got[5:]) == {2}  # A and B merged, C (far) kept apart
+    assert merge_close(v, labels, union * 0.99, "euclidean").tolist() == labels.tolist()
+    noisy = np.append(labels, -1)
+    assert merge_close(np.concatenate([v, v[:1]]), noisy, union * 1.01, "euclidean")[-1] == -1  # noise stays noise

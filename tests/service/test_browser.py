@@ -220,3 +220,25 @@ def test_api_docs_render_offline_from_this_server_only(browser: Any, live_server
     assert set(hosts) == {live_server.url.split("/")[2]}, set(hosts)
     assert not failed, failed
     context.close()
+
+
+def test_no_page_of_the_service_requests_another_host(browser: Any, live_server: Any) -> None:
+    """The web page (every tab, with a key set) and the API docs load everything from this
+    server: no CDN, font or analytics host is ever asked for."""
+    context = browser.new_context(viewport={"width": 1100, "height": 1000})
+    context.grant_permissions(["camera"], origin=live_server.url)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    page.goto(live_server.url + "/")
+    use_key(page, live_server.service.keys["admin"])
+    for name in ("live", "enroll", "people", "verify", "identify"):
+        tab(page, name)
+        page.wait_for_selector(f"#tabs button[data-tab={name}].active")
+    page.goto(live_server.url + "/docs")
+    page.wait_for_selector(".opblock-summary-path:has-text('/v1/identify')")
+    own = live_server.url.split("/")[2]
+    assert {u.split("/")[2] for u in urls if u.startswith("http")} == {own}, sorted(set(urls))
+    assert any("/ui/" in u for u in urls) and any("/docs/assets/" in u for u in urls)
+    context.close()

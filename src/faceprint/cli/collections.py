@@ -138,15 +138,17 @@ def cluster(db: str = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opti
                                   "min_cluster_size": min_cluster_size if algorithm == "hdbscan" else None}
         result = cluster_index(conn, algorithm, full=full, threshold=threshold, identify=_gallery_identify(db),
                                **{key: v for key, v in params.items() if v is not None})
-        data = result.to_dict()
-        _write_views(conn, result, data, html_out, export)
-        if json_out is not None and str(json_out) == "-":
-            emit(data)
-            return
-        if json_out is not None:
-            json_out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        if json_out is not None or html_out is not None or export is not None:  # 2 s of records at 100k faces
+            data = result.to_dict()
+            _write_views(conn, result, data, html_out, export)
+            if json_out is not None and str(json_out) == "-":
+                emit(data)
+                return
+            if json_out is not None:
+                json_out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        ids = result.cluster_id
         how = "joined new faces to existing clusters" if result.incremental else "clustered all faces"
-        typer.echo(f"{len(data['clusters'])} clusters, {len(data['noise'])} faces without a cluster "
+        typer.echo(f"{len(set(ids[ids >= 0].tolist()))} clusters, {int((ids < 0).sum())} faces without a cluster "
                    f"({how}, {algorithm})")
         for label, path in (("clusters", json_out), ("contact sheet", html_out), ("crops", export)):
             if path is not None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .clustering import DEFAULT_CLUSTERER, as_vectors, create_clusterer, default_threshold
 from .constraints import apply_constraints, same_photo_pairs
-from .incremental import Identify, join_new, neighbourhood, regroup
+from .incremental import Identify, join_new, nearest_clustered, neighbourhood, regroup
 from ..sqlitedb import transaction
 from .store import FaceRows, cluster_names, get_state, read_faces, read_links, set_state
 
@@ -99,12 +99,14 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
         new = ~faces.clustered
         if not new.any():  # nothing new: nothing to decide
             return Clustering(faces, old_ids, names, True)
-        labels = join_new(vectors, metric, old_ids, new, threshold or 0.0, cannot, must, names, identify)
+        near = nearest_clustered(vectors, metric, old_ids, new)
+        labels = join_new(vectors, metric, old_ids, new, threshold or 0.0, cannot, must, names, identify, near)
         # then the rest of the new faces, by the library's algorithm re-run on their neighbourhood
-        rows = np.flatnonzero(neighbourhood(vectors, metric, old_ids, new, threshold or 0.0))
+        rows = np.flatnonzero(neighbourhood(vectors, metric, old_ids, new, threshold or 0.0, near=near))
         fresh = _fit(algorithm, params, vectors[rows], metric, must, cannot, rows, threshold)
         with transaction(conn):
-            labels = regroup(labels, new, rows, fresh, cannot, lambda: _new_cluster(conn))
+            labels = regroup(labels, new, rows, fresh, cannot, lambda: _new_cluster(conn), vectors, metric, threshold,
+                             names, identify)
     else:
         labels = _fit(algorithm, params, vectors, metric, must, cannot, np.arange(len(faces)), threshold)
         labels = _carry_ids(conn, old_ids, labels)

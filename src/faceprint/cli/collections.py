@@ -128,6 +128,7 @@ def cluster(db: str = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opti
 
     def body() -> None:
         from ..collections.assign import cluster_index
+        from ..collections.naming import gallery_decision
         from ..collections.store import add_links, connect
 
         _require_index(db)
@@ -136,7 +137,7 @@ def cluster(db: str = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opti
         add_links(conn, _pairs(cannot_link, "--cannot-link"), "cannot")
         params: dict[str, Any] = {"n_clusters": k,
                                   "min_cluster_size": min_cluster_size if algorithm == "hdbscan" else None}
-        result = cluster_index(conn, algorithm, full=full, threshold=threshold, identify=_gallery_identify(db),
+        result = cluster_index(conn, algorithm, full=full, threshold=threshold, identify=gallery_decision(db),
                                **{key: v for key, v in params.items() if v is not None})
         if json_out is not None or html_out is not None or export is not None:  # 2 s of records at 100k faces
             data = result.to_dict()
@@ -157,26 +158,9 @@ def cluster(db: str = IndexDbOpt, algorithm: str = AlgorithmOpt, threshold: Opti
     run_command(body)
 
 
-def _gallery_identify(db: str) -> Any:
-    """The gallery's open-set decision on vectors (named clusters need it to agree), or ``None``
-    when the database holds no enrolled person."""
-    from ..gallery import open_gallery
-    from ..types import Embeddings
-
-    gallery = open_gallery(str(db))
-    if not gallery.people():
-        return None
-
-    def identify(vectors: Any) -> list[Any]:
-        emb = Embeddings(vectors.astype("float32"), gallery.model_id, gallery.metric)
-        return [hit.name for hit in gallery.identify(emb)]
-
-    return identify
-
-
 def _write_views(conn: Any, result: Any, data: dict[str, Any], html_out: Optional[Path],
                  export: Optional[Path]) -> None:
-    from ..collections.review import suggest_merges
+    from ..collections.review import merge_threshold, suggest_merges
     from ..collections.sheets import export_crops, write_review
 
     for path, fn in ((html_out, write_review), (export, export_crops)):
@@ -184,19 +168,10 @@ def _write_views(conn: Any, result: Any, data: dict[str, Any], html_out: Optiona
             continue
         extra = {}
         if fn is write_review:
-            extra["suggestions"] = suggest_merges(result.faces, result.cluster_id, _merge_threshold(result.faces))
+            extra["suggestions"] = suggest_merges(result.faces, result.cluster_id, merge_threshold(result.faces))
         with progress_bar(len(data["clusters"]), "crops", unit="cluster") as bar:
             task = bar.add_task("crops", total=len(data["clusters"]))
             fn(data, path, on_cluster=lambda: bar.advance(task), **extra)
-
-
-def _merge_threshold(faces: Any) -> float:
-    """Suggestions use the model's calibrated best-accuracy threshold (its default when uncalibrated)."""
-    from ..collections.assign import spec_for
-    from ..collections.clustering import default_threshold
-
-    spec = spec_for(faces.embeddings.model_id)
-    return default_threshold(spec, "hdbscan") if spec is not None else 0.6
 
 
 @app.command()
@@ -208,14 +183,14 @@ def sheet(db: str = IndexDbOpt,
 
     def body() -> None:
         from ..collections.assign import stored_clustering
-        from ..collections.review import suggest_merges
+        from ..collections.review import merge_threshold, suggest_merges
         from ..collections.sheets import write_review
         from ..collections.store import connect
 
         result = stored_clustering(connect(db))
         data = result.to_dict()
         pages = write_review(data, html_out, suggest_merges(result.faces, result.cluster_id,
-                                                            _merge_threshold(result.faces)),
+                                                            merge_threshold(result.faces)),
                              clusters_per_page=clusters_per_page, faces_per_page=faces_per_page)
         typer.echo(f"wrote {len(pages)} pages ({len(data['clusters'])} clusters, {len(data['noise'])} unclustered "
                    f"faces) starting at {html_out}")
@@ -263,14 +238,14 @@ def people_name(cluster_id: int = typer.Argument(..., help="Cluster id from `fac
 
         from ..collections.assign import stored_clustering
         from ..collections.naming import name_cluster
-        from ..collections.review import adopt_faces, close_to, merge_clusters
+        from ..collections.review import adopt_faces, close_to, merge_clusters, merge_threshold
         from ..collections.store import connect
 
         conn = connect(index_db or people_db_uri())
         result = stored_clustering(conn)
         offer = {"faces": [], "clusters": []}
         if (result.cluster_id == cluster_id).any():
-            offer = close_to(result.faces, result.cluster_id, cluster_id, _merge_threshold(result.faces))
+            offer = close_to(result.faces, result.cluster_id, cluster_id, merge_threshold(result.faces))
         accept = yes
         if (offer["faces"] or offer["clusters"]) and not yes and not as_json and sys.stdin.isatty():
             accept = typer.confirm(f"{len(offer['faces'])} unclustered face(s) {offer['faces'][:20]} and "

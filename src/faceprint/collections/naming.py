@@ -44,4 +44,20 @@ def name_cluster(conn: sqlite3.Connection, gallery: Any, cluster_id: int, name: 
     return {"cluster": cluster_id, "name": name, "enrolled": len(enrolled), "already": len(done)}
 
 
-__all__ = ["name_cluster"]
+def gallery_decision(db: str) -> Any:
+    """The open-set decision of the gallery in ``db`` as ``identify(vectors) -> [name or None]``
+    (clustering lets a face join a named cluster only when it agrees), or ``None`` when the
+    database holds no enrolled person."""
+    from ..gallery import open_gallery
+    gallery = open_gallery(str(db))
+    if not gallery.people():
+        return None
+
+    def identify(vectors: Any) -> list[Any]:
+        emb = Embeddings(vectors.astype("float32"), gallery.model_id, gallery.metric)
+        return [hit.name for hit in gallery.identify(emb)]
+
+    return identify
+
+
+__all__ = ["gallery_decision", "name_cluster"]

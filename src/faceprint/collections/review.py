@@ -170,4 +170,13 @@ def adopt_faces(conn: sqlite3.Connection, cluster_id: int, face_ids: list[int]) 
     return len(face_ids)
 
 
-__all__ = ["adopt_faces", "close_to", "merge_clusters", "suggest_merges"]
+def merge_threshold(faces: FaceRows) -> float:
+    """Suggestions use the model's calibrated best-accuracy threshold (its default when uncalibrated)."""
+    from .assign import spec_for
+    from .clustering import default_threshold
+
+    spec = spec_for(faces.embeddings.model_id)
+    return default_threshold(spec, "hdbscan") if spec is not None else 0.6
+
+
+__all__ = ["adopt_faces", "close_to", "merge_clusters", "merge_threshold", "suggest_merges"]

@@ -171,6 +171,15 @@ def test_models_lists_the_defaults() -> None:
     assert "mtcnn" in names and "dlib_resnet" in names
 
 
+def test_info_reports_the_install() -> None:
+    import faceprint
+
+    info = fp_json("info", "--json")
+    assert info["version"] == faceprint.__version__
+    assert "CPUExecutionProvider" in info["onnxruntime"]["providers"]
+    assert {m["name"] for m in info["models"]} >= {"mtcnn", "dlib_resnet"}
+
+
 def test_detect_counts_faces(people: Path) -> None:
     out = fp_json("detect", people / "obama.jpg", people / "two_people.jpg", "--json")
     assert [len(o["faces"]) for o in out] == [1, 2]

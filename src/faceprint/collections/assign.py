@@ -19,7 +19,7 @@ import numpy as np
 
 from .clustering import DEFAULT_CLUSTERER, as_vectors, create_clusterer, default_threshold
 from .constraints import apply_constraints, same_photo_pairs
-from .incremental import Identify, join_new, nearest_clustered, neighbourhood, regroup
+from .incremental import Identify, join_new, merge_touched, nearest_clustered, neighbourhood, regroup
 from ..sqlitedb import transaction
 from .store import FaceRows, cluster_names, get_state, read_faces, read_links, set_state
 
@@ -107,6 +107,8 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
         with transaction(conn):
             labels = regroup(labels, new, rows, fresh, cannot, lambda: _new_cluster(conn), vectors, metric, threshold,
                              names, identify)
+        if algorithm == "hdbscan":  # the rule --full applies before its cut, on what this run touched
+            labels = merge_touched(vectors, metric, labels, new, threshold, names, cannot)
     else:
         labels = _fit(algorithm, params, vectors, metric, must, cannot, np.arange(len(faces)), threshold)
         labels = _carry_ids(conn, old_ids, labels)

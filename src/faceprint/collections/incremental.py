@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from .clustering import pairwise_distances
+from .clustering import MERGE_FRACTION, merge_close, pairwise_distances
 from .constraints import units
 
 #: Members whose mean distance measures how firmly a face is held to a cluster.
@@ -254,4 +254,26 @@ def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, pool: np.ndar
     return labels
 
 
-__all__ = ["MEAN_FRACTION", "NEAREST", "SUPPORT", "cohesion", "join_new", "nearest_clustered", "neighbourhood", "regroup"]
+def merge_touched(vectors: np.ndarray, metric: str, labels: np.ndarray, new: np.ndarray, threshold: float | None,
+                  names: dict[int, str | None] | None = None, cannot_link: list[tuple[int, int]] = (),
+                  fraction: float = MERGE_FRACTION) -> np.ndarray:
+    """Rule 3: the unnamed clusters holding a ``new`` face merge with one of their nearest
+    clusters (:func:`~faceprint.collections.clustering.merge_close`, the rule ``--full`` applies
+    before its cut) when every pair of faces of the union is within ``fraction * threshold``.
+
+    Named clusters never merge (with each other or with anything), nor does a union holding a
+    ``cannot_link`` pair; nothing is split. Returns the labels (a merged cluster takes the
+    larger one's label).
+    """
+    if not threshold:
+        return labels
+    seeds = set(np.unique(labels[new & (labels >= 0)]).tolist())
+    named = {int(c) for c, name in (names or {}).items() if name}
+    if not seeds - named:
+        return labels
+    return merge_close(vectors, labels, threshold * fraction, metric, seeds=seeds, frozen=named,
+                       cannot_link=cannot_link)
+
+
+__all__ = ["MEAN_FRACTION", "NEAREST", "SUPPORT", "cohesion", "join_new", "merge_touched", "nearest_clustered",
+           "neighbourhood", "regroup"]

@@ -193,18 +193,24 @@ def merge_close(v: np.ndarray, labels: np.ndarray, bound: float, metric: str, ne
     ``seeds``: only pairs with one of these clusters are tried (all when ``None``); clusters in
     ``frozen`` never merge; a union holding both rows of a ``cannot_link`` pair is not made.
     """
+    import scipy.sparse as sp
+
     ids = np.unique(labels[labels >= 0])
     if len(ids) < 2:
         return labels
     order = np.argsort(labels, kind="stable")
     starts = np.searchsorted(labels[order], ids)
-    members = {int(c): order[a:b] for c, a, b in zip(ids, starts, np.append(starts[1:], len(labels)))}
-    centres = np.stack([v[members[int(c)]].mean(0) for c in ids])
+    ends = np.append(starts[1:], len(labels))
+    members = {int(c): order[a:b] for c, a, b in zip(ids, starts, ends)}
+    held = np.flatnonzero(labels >= 0)
+    sums = sp.csr_matrix((np.ones(len(held)), (np.searchsorted(ids, labels[held]), held)),
+                         shape=(len(ids), len(labels))) @ v
+    centres = np.asarray(sums) / (ends - starts)[:, None]
     stay = set(int(c) for c in frozen)
     query = np.arange(len(ids)) if seeds is None else np.flatnonzero(np.isin(ids, list(set(seeds) - stay)))
-    near, dist = _nearest_centres(centres, query, nearest)
     # the farthest pair of two sets is at least as far apart as their centroids: skip the rest
     reach = np.sqrt(2 * bound) if metric == "cosine" else bound  # prepared unit vectors: 1 - cos = |a-b|^2 / 2
+    near, dist = _nearest_centres(centres, query, nearest, reach)
     pairs = sorted({(float(d), min(i, int(j)), max(i, int(j))) for i, row, drow in zip(query, near, dist)
                     for j, d in zip(row, drow) if j >= 0 and d < reach and int(ids[j]) not in stay})
     conflicts: dict[int, set[int]] = {}
@@ -238,27 +244,30 @@ def merge_close(v: np.ndarray, labels: np.ndarray, bound: float, metric: str, ne
     return out
 
 
-def _nearest_centres(centres: np.ndarray, query: np.ndarray, k: int,
-                     chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Each ``query`` row's ``k`` nearest other rows of ``centres`` (``(Q, k')`` rows, distances)."""
+def _nearest_centres(centres: np.ndarray, query: np.ndarray, k: int, within: float = np.inf,
+                     chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Each ``query`` row's ``k`` nearest other rows of ``centres`` closer than ``within``
+    (``(Q, k')`` rows and Euclidean distances, nearest first; ``-1`` / ``inf`` where fewer)."""
     from .knn import knn
 
     if len(query) == len(centres):
         return knn(centres, k)
-    k = min(k, len(centres) - 1)
+    k = max(0, min(k, len(centres) - 1))
     c = np.ascontiguousarray(centres, dtype=np.float32)
     sq = (c * c).sum(1)
-    idx = np.zeros((len(query), k), np.int64)
-    dist = np.zeros((len(query), k), np.float32)
+    idx = -np.ones((len(query), k), np.int64)
+    dist = np.full((len(query), k), np.inf, np.float32)
     for s in range(0, len(query), chunk):
         q = query[s:s + chunk]
-        d2 = np.maximum(sq[q, None] + sq[None, :] - 2.0 * (c[q] @ c.T), 0.0)
-        d2[np.arange(len(q)), q] = np.inf  # not its own neighbour
-        part = np.argpartition(d2, k - 1, axis=1)[:, :k]
-        pd = np.take_along_axis(d2, part, 1)
-        rank = np.argsort(pd, axis=1, kind="stable")
-        idx[s:s + chunk] = np.take_along_axis(part, rank, 1)
-        dist[s:s + chunk] = np.sqrt(np.take_along_axis(pd, rank, 1))
+        half = c[q] @ c.T
+        np.subtract(sq[None, :] / 2, half, out=half)  # (|q - c|^2 - |q|^2) / 2, in place
+        half[np.arange(len(q)), q] = np.inf  # not its own neighbour
+        rows, cols = np.nonzero(half < (within * within - sq[q, None]) / 2)
+        d = np.sqrt(np.maximum(2 * half[rows, cols] + sq[q[rows]], 0.0))
+        for r, j, dj in sorted(zip(rows.tolist(), d.tolist(), cols.tolist()), key=lambda t: (t[0], t[1])):
+            slot = int(np.sum(idx[s + r] >= 0))
+            if slot < k:
+                idx[s + r, slot], dist[s + r, slot] = dj, j
     return idx, dist
 
 

@@ -75,7 +75,8 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
     Incremental (unless ``full``) when the previous run used the same algorithm, parameters,
     model and corrections: only faces added since are placed, by :mod:`.incremental`'s rules
     (``identify``, the gallery's open-set decision on vectors, must agree for named clusters);
-    faces already clustered never move and old noise joins only a new group with a new face.
+    faces already clustered move only when an unnamed cluster this run touched merges whole with a
+    near one (``--full``'s ``merge_close`` rule); old noise joins only a new group with a new face.
 
     Raises:
         UnknownModelError: unknown algorithm.

@@ -1,7 +1,8 @@
 """Adding faces to a clustered library without making it worse.
 
-Faces already clustered never move; only faces added since the last run are placed, by two
-kinds of evidence, each at least as strong as what holds a cluster together:
+Only faces added since the last run are placed, by two kinds of evidence, each at least as
+strong as what holds a cluster together; faces already clustered move only when rule 3 merges
+their cluster whole:
 
 1. :func:`join_new`: a new face joins a cluster when it is held to it as firmly as the
    cluster's typical member is (its *cohesion*: the median over members of the mean distance
@@ -17,6 +18,11 @@ kinds of evidence, each at least as strong as what holds a cluster together:
    goes where that run puts it: with the old cluster most of its group's clustered faces
    belong to (when its mean distance to that cluster passes the same average-linkage test), or, in a group of no old cluster, into a new cluster with the group's other new
    faces and old noise.
+
+3. :func:`merge_touched`: an unnamed cluster holding a new face merges with one of its nearest
+   clusters when every pair of faces of the union is within ``MERGE_FRACTION`` of the threshold
+   (``--full``'s ``merge_close`` rule), so fragments of one person that this run touches become
+   one; named clusters never merge, a cannot-link is never crossed, nothing is split.
 
 Old noise stays noise until a new face brings evidence (it never joins an existing cluster
 directly: on LFW View 1 none of the old noise faces that passed rule 1 was that cluster's

@@ -297,3 +297,23 @@ def test_merge_close_joins_clusters_only_when_every_pair_is_within_the_bound() -
     assert merge_close(v, labels, union * 0.99, "euclidean").tolist() == labels.tolist()
     noisy = np.append(labels, -1)
     assert merge_close(np.concatenate([v, v[:1]]), noisy, union * 1.01, "euclidean")[-1] == -1  # noise stays noise
+    # an incremental run seeds the rule with the clusters it touched; frozen (named) clusters and
+    # cannot-links are never merged; the larger cluster keeps its label
+    assert merge_close(v, labels, union * 1.01, "euclidean", seeds={2}).tolist() == labels.tolist()
+    assert merge_close(v, labels, union * 1.01, "euclidean", seeds={1}).tolist() == [0] * 5 + [2] * 3
+    for frozen in ({0}, {1}):
+        assert merge_close(v, labels, union * 1.01, "euclidean", seeds={1}, frozen=frozen).tolist() == labels.tolist()
+    assert merge_close(v, labels, union * 1.01, "euclidean", cannot_link=[(4, 0)]).tolist() == labels.tolist()
+
+
+def test_nearest_centres_within_a_radius_match_a_plain_loop() -> None:
+    from faceprint.collections.clustering import _nearest_centres
+
+    c = np.random.default_rng(2).normal(size=(60, 5))
+    query = np.array([3, 17, 40])
+    idx, dist = _nearest_centres(c, query, 4, within=2.5)
+    for q, row, drow in zip(query, idx, dist):
+        plain = sorted((float(np.linalg.norm(c[q] - c[j])), j) for j in range(len(c)) if j != q)
+        plain = [(d, j) for d, j in plain if d < 2.5][:4]
+        assert row[:len(plain)].tolist() == [j for _, j in plain] and (row[len(plain):] == -1).all()
+        assert drow[:len(plain)] == pytest.approx([d for d, _ in plain], abs=1e-4)

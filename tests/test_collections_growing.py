@@ -246,3 +246,80 @@ def test_nearest_search_matches_a_plain_loop(metric: str) -> None:
                        for r in rows)[:5]
         assert got_i[q].tolist() == [r for _, r in plain]
         assert got_d[q] == pytest.approx([d for d, _ in plain], abs=1e-5)
+
+
+def split_off(path: str, face_ids: list[int]) -> int:
+    """Move ``face_ids`` into a new unnamed cluster (a fragment, as an older run could leave)."""
+    with sqlite3.connect(path) as conn:
+        cid = int(conn.execute("INSERT INTO clusters (name) VALUES (NULL)").lastrowid)
+        conn.executemany("UPDATE faces SET cluster_id = ? WHERE id = ?", [(cid, f) for f in face_ids])
+    return cid
+
+
+def fragments(library: tuple[Path, dict[str, str]], tmp_path: Path) -> tuple[str, dict[str, list[int]], list]:
+    """A library clustered (fresh CLI process) without one Ricardo_Lagos photo, his and Paul_Wolfowitz's
+    clusters each split in two; returns the database, each person's centre faces and the held photo."""
+    db, truth = library
+    conn = copy(db, tmp_path / "lib.db")
+    lagos = sorted(p for p in truth if truth[p] == "Ricardo_Lagos")
+    batch = hold_back(conn, {lagos[0]})
+    path = str(tmp_path / "lib.db")
+    subprocess.run(CLI + ["cluster", "--db", path], check=True, capture_output=True)
+    faces = {}
+    for person in ("Ricardo_Lagos", "Paul_Wolfowitz"):
+        rows = conn.execute("SELECT f.id, p.path, coalesce(f.cluster_id, -1), (f.x1 + f.x2) / 2, (f.y1 + f.y2) / 2 "
+                            "FROM faces f JOIN photos p ON p.id = f.photo_id").fetchall()
+        best: dict[str, tuple[float, int, int]] = {}
+        for fid, p, cid, cx, cy in rows:
+            d = (cx - 125) ** 2 + (cy - 125) ** 2
+            if truth.get(p) == person and (p not in best or d < best[p][0]):
+                best[p] = (d, int(fid), int(cid))
+        mine = [best[p] for p in sorted(best)]
+        assert len({c for _, _, c in mine}) == 1 and mine[0][2] >= 0, person  # one cluster before the split
+        faces[person] = [f for _, f, _ in mine]
+        split_off(path, faces[person][:3])
+    conn.close()
+    return path, faces, batch
+
+
+def test_fragments_a_new_face_touches_merge_and_untouched_ones_stay(library: tuple[Path, dict[str, str]],
+                                                                    tmp_path: Path) -> None:
+    path, faces, batch = fragments(library, tmp_path)
+    with sqlite3.connect(path) as conn:
+        before = labels(conn)
+        add_back(connect(Path(path)), batch)  # the held Ricardo_Lagos photo comes back
+    res = subprocess.run(CLI + ["cluster", "--db", path], check=True, capture_output=True, text=True)
+    assert "joined new faces to existing clusters" in res.stdout
+    with sqlite3.connect(path) as conn:
+        after = labels(conn)
+    new = set(after) - set(before)
+    lagos = {after[f] for f in faces["Ricardo_Lagos"]}
+    assert len(lagos) == 1  # the run touched a fragment: every pair of the union is close, so they merge
+    assert {after[f] for f in new if after[f] >= 0} <= lagos
+    assert len({after[f] for f in faces["Paul_Wolfowitz"]}) == 2  # no new face touched these: they stay apart
+    merged = {f for f in faces["Ricardo_Lagos"]}
+    assert all(after[f] == c for f, c in before.items() if f not in merged)  # nothing else moved
+    assert sum(before[f] != after[f] for f in merged) <= 3  # the larger fragment keeps its label
+    again = subprocess.run(CLI + ["cluster", "--db", path], check=True, capture_output=True, text=True)
+    with sqlite3.connect(path) as conn:
+        assert labels(conn) == after, again.stdout
+
+
+def test_named_fragments_are_never_merged_by_an_incremental_run(library: tuple[Path, dict[str, str]],
+                                                                tmp_path: Path) -> None:
+    path, faces, batch = fragments(library, tmp_path)
+    with sqlite3.connect(path) as conn:
+        before = labels(conn)
+    lagos = faces["Ricardo_Lagos"]
+    for name, face in (("Ricardo", lagos[0]), ("Lagos", lagos[-1])):  # one named, then both
+        conn = connect(Path(path))
+        set_cluster_name(conn, before[face], name)
+        work = copy(Path(path), tmp_path / f"{name}.db")
+        add_back(work, batch)
+        work.close()
+        subprocess.run(CLI + ["cluster", "--db", str(tmp_path / f"{name}.db")], check=True, capture_output=True)
+        with sqlite3.connect(tmp_path / f"{name}.db") as done:
+            after = labels(done)
+        assert all(after[f] == before[f] for f in lagos), name  # the fragments keep their own labels
+        assert len({after[f] for f in lagos}) == 2
+        conn.close()

@@ -19,7 +19,7 @@ import numpy as np
 
 from .clustering import DEFAULT_CLUSTERER, as_vectors, create_clusterer, default_threshold
 from .constraints import apply_constraints, same_photo_pairs
-from .incremental import Identify, join_new, nearest_clustered, neighbourhood, regroup
+from .incremental import Identify, join_new, merge_touched, nearest_clustered, neighbourhood, regroup
 from ..sqlitedb import transaction
 from .store import FaceRows, cluster_names, get_state, read_faces, read_links, set_state
 
@@ -75,7 +75,8 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
     Incremental (unless ``full``) when the previous run used the same algorithm, parameters,
     model and corrections: only faces added since are placed, by :mod:`.incremental`'s rules
     (``identify``, the gallery's open-set decision on vectors, must agree for named clusters);
-    faces already clustered never move and old noise joins only a new group with a new face.
+    faces already clustered move only when an unnamed cluster this run touched merges whole with a
+    near one (``--full``'s ``merge_close`` rule); old noise joins only a new group with a new face.
 
     Raises:
         UnknownModelError: unknown algorithm.
@@ -107,6 +108,8 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
         with transaction(conn):
             labels = regroup(labels, new, rows, fresh, cannot, lambda: _new_cluster(conn), vectors, metric, threshold,
                              names, identify)
+        if algorithm == "hdbscan":  # the rule --full applies before its cut, on what this run touched
+            labels = merge_touched(vectors, metric, labels, new, threshold, names, cannot)
     else:
         labels = _fit(algorithm, params, vectors, metric, must, cannot, np.arange(len(faces)), threshold)
         labels = _carry_ids(conn, old_ids, labels)

@@ -11,7 +11,7 @@ Names become clusterers only in :func:`create_clusterer`.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -184,24 +184,39 @@ MERGE_FRACTION = 0.8
 
 
 def merge_close(v: np.ndarray, labels: np.ndarray, bound: float, metric: str, nearest: int = 5,
-                max_size: int = 2000) -> np.ndarray:
+                max_size: int = 2000, seeds: Iterable[int] | None = None, frozen: Iterable[int] = (),
+                cannot_link: Iterable[tuple[int, int]] = ()) -> np.ndarray:
     """Merge clusters (``labels``, ``-1`` noise) with one of their ``nearest`` clusters by centroid
     when every pair of faces of the union is within ``bound`` (closest centroids first; unions
-    above ``max_size`` faces are not tried). Returns new labels (merged clusters share one)."""
-    from .knn import knn
+    above ``max_size`` faces are not tried). Returns new labels (merged clusters share one).
+
+    ``seeds``: only pairs with one of these clusters are tried (all when ``None``); clusters in
+    ``frozen`` never merge; a union holding both rows of a ``cannot_link`` pair is not made.
+    """
+    import scipy.sparse as sp
 
     ids = np.unique(labels[labels >= 0])
     if len(ids) < 2:
         return labels
     order = np.argsort(labels, kind="stable")
     starts = np.searchsorted(labels[order], ids)
-    members = {int(c): order[a:b] for c, a, b in zip(ids, starts, np.append(starts[1:], len(labels)))}
-    centres = np.stack([v[members[int(c)]].mean(0) for c in ids])
-    near, dist = knn(centres, nearest)
+    ends = np.append(starts[1:], len(labels))
+    members = {int(c): order[a:b] for c, a, b in zip(ids, starts, ends)}
+    held = np.flatnonzero(labels >= 0)
+    sums = sp.csr_matrix((np.ones(len(held)), (np.searchsorted(ids, labels[held]), held)),
+                         shape=(len(ids), len(labels))) @ v
+    centres = np.asarray(sums) / (ends - starts)[:, None]
+    stay = set(int(c) for c in frozen)
+    query = np.arange(len(ids)) if seeds is None else np.flatnonzero(np.isin(ids, list(set(seeds) - stay)))
     # the farthest pair of two sets is at least as far apart as their centroids: skip the rest
     reach = np.sqrt(2 * bound) if metric == "cosine" else bound  # prepared unit vectors: 1 - cos = |a-b|^2 / 2
-    pairs = sorted({(float(d), min(i, int(j)), max(i, int(j))) for i in range(len(ids))
-                    for j, d in zip(near[i], dist[i]) if j >= 0 and d < reach})
+    near, dist = _nearest_centres(centres, query, nearest, reach)
+    pairs = sorted({(float(d), min(i, int(j)), max(i, int(j))) for i, row, drow in zip(query, near, dist)
+                    for j, d in zip(row, drow) if j >= 0 and d < reach and int(ids[j]) not in stay})
+    conflicts: dict[int, set[int]] = {}
+    for a, b in cannot_link:
+        conflicts.setdefault(int(a), set()).add(int(b))
+        conflicts.setdefault(int(b), set()).add(int(a))
     parent = {int(c): int(c) for c in ids}
 
     def root(x: int) -> int:
@@ -213,6 +228,12 @@ def merge_close(v: np.ndarray, labels: np.ndarray, bound: float, metric: str, ne
         a, b = root(int(ids[i])), root(int(ids[j]))
         if a == b or len(members[a]) + len(members[b]) > max_size:
             continue
+        if len(members[b]) > len(members[a]):  # the larger cluster keeps its label
+            a, b = b, a
+        if conflicts and any(conflicts.get(int(r), set()) for r in members[b]):
+            inside = set(members[a].tolist())
+            if any(conflicts.get(int(r), set()) & inside for r in members[b]):
+                continue
         if pairwise_distances(v[members[a]], v[members[b]], metric).max() < bound:
             parent[b] = a
             members[a] = np.concatenate([members[a], members[b]])
@@ -221,6 +242,33 @@ def merge_close(v: np.ndarray, labels: np.ndarray, bound: float, metric: str, ne
     held = labels >= 0
     out[held] = to[np.searchsorted(ids, labels[held])]
     return out
+
+
+def _nearest_centres(centres: np.ndarray, query: np.ndarray, k: int, within: float = np.inf,
+                     chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Each ``query`` row's ``k`` nearest other rows of ``centres`` closer than ``within``
+    (``(Q, k')`` rows and Euclidean distances, nearest first; ``-1`` / ``inf`` where fewer)."""
+    from .knn import knn
+
+    if len(query) == len(centres):
+        return knn(centres, k)
+    k = max(0, min(k, len(centres) - 1))
+    c = np.ascontiguousarray(centres, dtype=np.float32)
+    sq = (c * c).sum(1)
+    idx = -np.ones((len(query), k), np.int64)
+    dist = np.full((len(query), k), np.inf, np.float32)
+    for s in range(0, len(query), chunk):
+        q = query[s:s + chunk]
+        half = c[q] @ c.T
+        np.subtract(sq[None, :] / 2, half, out=half)  # (|q - c|^2 - |q|^2) / 2, in place
+        half[np.arange(len(q)), q] = np.inf  # not its own neighbour
+        rows, cols = np.nonzero(half < (within * within - sq[q, None]) / 2)
+        d = np.sqrt(np.maximum(2 * half[rows, cols] + sq[q[rows]], 0.0))
+        for r, j, dj in sorted(zip(rows.tolist(), d.tolist(), cols.tolist()), key=lambda t: (t[0], t[1])):
+            slot = int(np.sum(idx[s + r] >= 0))
+            if slot < k:
+                idx[s + r, slot], dist[s + r, slot] = dj, j
+    return idx, dist
 
 
 def knn_graph(v: np.ndarray, k: int, metric: str = "euclidean") -> Any:

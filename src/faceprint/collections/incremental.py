@@ -1,7 +1,8 @@
 """Adding faces to a clustered library without making it worse.
 
-Faces already clustered never move; only faces added since the last run are placed, by two
-kinds of evidence, each at least as strong as what holds a cluster together:
+Only faces added since the last run are placed, by two kinds of evidence, each at least as
+strong as what holds a cluster together; faces already clustered move only when rule 3 merges
+their cluster whole:
 
 1. :func:`join_new`: a new face joins a cluster when it is held to it as firmly as the
    cluster's typical member is (its *cohesion*: the median over members of the mean distance
@@ -18,6 +19,11 @@ kinds of evidence, each at least as strong as what holds a cluster together:
    belong to (when its mean distance to that cluster passes the same average-linkage test), or, in a group of no old cluster, into a new cluster with the group's other new
    faces and old noise.
 
+3. :func:`merge_touched`: an unnamed cluster holding a new face merges with one of its nearest
+   clusters when every pair of faces of the union is within ``MERGE_FRACTION`` of the threshold
+   (``--full``'s ``merge_close`` rule), so fragments of one person that this run touches become
+   one; named clusters never merge, a cannot-link is never crossed, nothing is split.
+
 Old noise stays noise until a new face brings evidence (it never joins an existing cluster
 directly: on LFW View 1 none of the old noise faces that passed rule 1 was that cluster's
 person). With nothing new, nothing is placed and nothing changes.
@@ -29,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-from .clustering import pairwise_distances
+from .clustering import MERGE_FRACTION, merge_close, pairwise_distances
 from .constraints import units
 
 #: Members whose mean distance measures how firmly a face is held to a cluster.
@@ -254,4 +260,26 @@ def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, pool: np.ndar
     return labels
 
 
-__all__ = ["MEAN_FRACTION", "NEAREST", "SUPPORT", "cohesion", "join_new", "nearest_clustered", "neighbourhood", "regroup"]
+def merge_touched(vectors: np.ndarray, metric: str, labels: np.ndarray, new: np.ndarray, threshold: float | None,
+                  names: dict[int, str | None] | None = None, cannot_link: list[tuple[int, int]] = (),
+                  fraction: float = MERGE_FRACTION) -> np.ndarray:
+    """Rule 3: the unnamed clusters holding a ``new`` face merge with one of their nearest
+    clusters (:func:`~faceprint.collections.clustering.merge_close`, the rule ``--full`` applies
+    before its cut) when every pair of faces of the union is within ``fraction * threshold``.
+
+    Named clusters never merge (with each other or with anything), nor does a union holding a
+    ``cannot_link`` pair; nothing is split. Returns the labels (a merged cluster takes the
+    larger one's label).
+    """
+    if not threshold:
+        return labels
+    seeds = set(np.unique(labels[new & (labels >= 0)]).tolist())
+    named = {int(c) for c, name in (names or {}).items() if name}
+    if not seeds - named:
+        return labels
+    return merge_close(vectors, labels, threshold * fraction, metric, seeds=seeds, frozen=named,
+                       cannot_link=cannot_link)
+
+
+__all__ = ["MEAN_FRACTION", "NEAREST", "SUPPORT", "cohesion", "join_new", "merge_touched", "nearest_clustered",
+           "neighbourhood", "regroup"]

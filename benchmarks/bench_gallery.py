@@ -15,10 +15,15 @@ enrollment rate (faces/s through ``Gallery.add_faces``).
 shortlist re-ranked with the stored vectors), with recall against exact search over the
 stored vectors and over the float32 originals, graph bytes and process memory per face.
 
+``path``: the same gallery on the user's path (:mod:`gallery_path`): ``open_gallery(db)`` with
+its defaults, ``Gallery.identify``, a cold page cache, strangers, ef tuned on a separate query
+set, the time until another process's write is findable, and searches under a writer.
+
 Run: ``python benchmarks/bench_gallery.py openset [--anchor [--anchor-cache F.pkl]] [--plot P.png]``
 (``--tune [--write-stats F.npz]`` / ``--gate [--records F.pkl]`` on the tuning part),
 ``python benchmarks/bench_gallery.py scale [--data dlib,iid] [--sizes 10000,100000,1000000]`` and
-``python benchmarks/bench_gallery.py gallery --sizes 1000000 --ef 256 [--dtype float32]``.
+``python benchmarks/bench_gallery.py gallery --sizes 1000000 --ef 256 [--dtype float32]`` and
+``python benchmarks/bench_gallery.py path [--cache-dir D] [--size 1000000]``.
 The machine running these may be shared: compare rows of one run, not absolute numbers.
 """
 
@@ -310,7 +315,7 @@ def gallery_path(args: argparse.Namespace) -> None:
     res.with_name(f"measured{args.size}_{time.strftime('%H%M%S')}.json").write_text(json.dumps(meta, indent=1))
     res.write_text(json.dumps({k: meta[k] for k in ("enroll", "build") if k in meta}))
     m = meta["measure"]
-    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    fmt = lambda v, f: "-" if v is None else format(v, f)
     rows = [(r["row"], str(r["ef"]), f"{r['p50']:.2f}", f"{r['p99']:.2f}", fmt(r.get("search_p50"), ".2f"),
              fmt(r.get("search_p99"), ".2f"), fmt(r["recall"], ".3f"), fmt(r["known_right"], ".3f"),
              fmt(r["unknown"], ".3f"), f"{r['load']:.1f}") for r in m["rows"] + [meta["anchor"]]]

@@ -124,8 +124,8 @@ def drop_cache(*paths: Path) -> None:
 def cached_pages(path: Path) -> str:
     """``fincore``'s resident size of ``path`` (what is in the page cache)."""
     try:
-        out = subprocess.run(["fincore", "--bytes", "--noheadings", "-o", "RES", str(path)], capture_output=True,
-                             text=True, timeout=30).stdout.strip()
+        out = subprocess.run(["fincore", "--bytes", "--noheadings", "-o", "RES", str(path)], check=False,
+                             capture_output=True, text=True, timeout=30).stdout.strip()
         return f"{int(out) / 2**20:.0f} MiB"
     except (OSError, ValueError, subprocess.SubprocessError):
         return "?"

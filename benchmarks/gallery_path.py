@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_gallery import percentiles as pct
 
 MODEL = "dlib_resnet_v1"
 PER = 4
@@ -129,11 +130,6 @@ def cached_pages(path: Path) -> str:
         return f"{int(out) / 2**20:.0f} MiB"
     except (OSError, ValueError, subprocess.SubprocessError):
         return "?"
-
-
-def pct(times: list[float]) -> tuple[float, float]:
-    ms = np.array(times) * 1000
-    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
 def timed_identify(g: Any, qs: np.ndarray) -> tuple[list[float], list[Any]]:

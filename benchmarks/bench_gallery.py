@@ -15,10 +15,15 @@ enrollment rate (faces/s through ``Gallery.add_faces``).
 shortlist re-ranked with the stored vectors), with recall against exact search over the
 stored vectors and over the float32 originals, graph bytes and process memory per face.
 
+``path``: the same gallery on the user's path (:mod:`gallery_path`): ``open_gallery(db)`` with
+its defaults, ``Gallery.identify``, a cold page cache, strangers, ef tuned on a separate query
+set, the time until another process's write is findable, and searches under a writer.
+
 Run: ``python benchmarks/bench_gallery.py openset [--anchor [--anchor-cache F.pkl]] [--plot P.png]``
 (``--tune [--write-stats F.npz]`` / ``--gate [--records F.pkl]`` on the tuning part),
 ``python benchmarks/bench_gallery.py scale [--data dlib,iid] [--sizes 10000,100000,1000000]`` and
-``python benchmarks/bench_gallery.py gallery --sizes 1000000 --ef 256 [--dtype float32]``.
+``python benchmarks/bench_gallery.py gallery --sizes 1000000 --ef 256 [--dtype float32]`` and
+``python benchmarks/bench_gallery.py path [--cache-dir D] [--size 1000000]``.
 The machine running these may be shared: compare rows of one run, not absolute numbers.
 """
 
@@ -128,7 +133,9 @@ def fitted_model(args: argparse.Namespace) -> DlibShaped:
     from faceprint.evaluation.openset import lfw_images
 
     paths, names = lfw_images(args.root)
-    return DlibShaped(faceprint_vectors(paths, args.cache)["plain"], names)
+    cached = dict(np.load(args.cache)) if args.cache is not None and args.cache.is_file() else {}
+    plain = cached["plain"] if "plain" in cached else faceprint_vectors(paths, args.cache)["plain"]
+    return DlibShaped(plain, names)
 
 
 def percentiles(times: list[float]) -> tuple[float, float]:
@@ -255,6 +262,71 @@ def gallery_scale(args: argparse.Namespace) -> None:
                  "index build s"), rows, args.markdown)
 
 
+def gallery_path(args: argparse.Namespace) -> None:
+    """The SQLite gallery on the user's path (:mod:`gallery_path`): each step in a fresh process,
+    the vectors, the enrolled database and its graph cached in ``--cache-dir``."""
+    import json
+    import shutil
+    import subprocess
+
+    import gallery_path as gp
+
+    cache = args.cache_dir
+    cache.mkdir(parents=True, exist_ok=True)
+    db, res = cache / f"g{args.size}.db", cache / f"path{args.size}.json"
+
+    def step(name: str) -> dict:
+        cmd = [sys.executable, __file__, "path", "--step", name] + sys.argv[sys.argv.index("path") + 1:]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        print(out.stdout, out.stderr[-2000:], flush=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    if args.step:
+        data = gp.vectors(cache, args.size, args.queries, lambda: fitted_model(args))
+        if args.step == "vectors":
+            got = {"vectors": len(data["base"])}
+        elif args.step == "enroll":
+            got = gp.enroll(db, data["base"])
+        elif args.step == "build":
+            got = gp.build(db, data["stranger"])
+        elif args.step == "anchor":
+            got = gp.exact_anchor(data, 200)
+        else:
+            run = cache / "run.db"
+            for f in (run, Path(str(run) + ".usearch"), Path(str(run) + "-wal"), Path(str(run) + "-shm")):
+                f.unlink(missing_ok=True)
+            shutil.copyfile(db, run)
+            shutil.copyfile(str(db) + ".usearch", str(run) + ".usearch")
+            got = gp.measure(run, data, [int(e) for e in args.efs.split(",")],
+                             [float(r) for r in args.write_rates.split(",")], args.write_s)
+        print(json.dumps(got), flush=True)
+        return
+    meta = json.loads(res.read_text()) if res.is_file() else {}
+    step("vectors")
+    if not db.is_file():
+        meta["enroll"] = step("enroll")
+    if not Path(str(db) + ".usearch").is_file():
+        meta["build"] = step("build")
+    res.write_text(json.dumps(meta))
+    meta["load_before"] = os.getloadavg()
+    meta["measure"] = step("measure")
+    meta["anchor"] = step("anchor")
+    meta["load_after"] = os.getloadavg()
+    res.with_name(f"measured{args.size}_{time.strftime('%H%M%S')}.json").write_text(json.dumps(meta, indent=1))
+    res.write_text(json.dumps({k: meta[k] for k in ("enroll", "build") if k in meta}))
+    m = meta["measure"]
+    fmt = lambda v, f: "-" if v is None else format(v, f)
+    rows = [(r["row"], str(r["ef"]), f"{r['p50']:.2f}", f"{r['p99']:.2f}", fmt(r.get("search_p50"), ".2f"),
+             fmt(r.get("search_p99"), ".2f"), fmt(r["recall"], ".3f"), fmt(r["known_right"], ".3f"),
+             fmt(r["unknown"], ".3f"), f"{r['load']:.1f}") for r in m["rows"] + [meta["anchor"]]]
+    print_table(("row", "ef", "identify p50 ms", "identify p99 ms", "search p50 ms", "search p99 ms", "recall@1",
+                 "identified right", "unknown", "load avg"), rows, args.markdown)
+    print_table(("tuning set: ef", "recall@1", "search p50 ms"),
+                [(str(t["ef"]), f"{t['recall']:.3f}", f"{t['p50']:.2f}") for t in m["tune"]], args.markdown)
+    print(json.dumps({k: v for k, v in meta.items() if k not in ("measure",)}, indent=1))
+    print(json.dumps({k: v for k, v in m.items() if k != "rows"}, indent=1))
+
+
 def sqlite_rates(markdown: bool) -> None:
     """Enrollment rate, file size and first-query (load) time of float32 and int8 SQLite galleries."""
     import tempfile
@@ -321,8 +393,21 @@ def main() -> None:
     gs.add_argument("--dtype", default="int8", help="the gallery's vector storage (float32, float16, int8)")
     gs.add_argument("--tmp", type=Path, default=None, help="folder for the temporary database")
     gs.add_argument("--markdown", action="store_true")
+    up = sub.add_parser("path", help="SQLite gallery on the user's path: open_gallery(db) defaults, cold cache, "
+                        "strangers, ef tuned on separate queries, writes during searches")
+    up.add_argument("--root", type=Path, default=LFW)
+    up.add_argument("--cache", type=Path, default=None, help="npz of faceprint LFW vectors (as openset)")
+    up.add_argument("--cache-dir", type=Path, default=Path("/tmp/faceprint-gallery-path"),
+                    help="vectors, the enrolled database and its graph (reused by the next run)")
+    up.add_argument("--size", type=int, default=1_000_000)
+    up.add_argument("--queries", type=int, default=1000, help="per set: tuning, reported, strangers")
+    up.add_argument("--efs", default="128,192,256,320,384,512", help="widths tried on the tuning set")
+    up.add_argument("--write-rates", default="1,0", help="writer persons/s while searching (0: flat out)")
+    up.add_argument("--write-s", type=float, default=30.0, help="seconds of searching under each writer")
+    up.add_argument("--step", default=None, help=argparse.SUPPRESS)
+    up.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    {"openset": openset, "scale": scale, "gallery": gallery_scale}[args.cmd](args)
+    {"openset": openset, "scale": scale, "gallery": gallery_scale, "path": gallery_path}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -410,7 +410,7 @@ class SqliteGallery(Gallery):
         want_ann = self._want_ann(len(rows))
         # a new index also when the dimension became known (people were created before any face)
         if (self._index is None or self._index.dim != (self.dim or 1)
-                or want_ann != (type(self._index).__name__ == "UsearchIndex")):
+                or want_ann != self._is_ann()):
             self._index = self._new_index(want_ann)
         have = np.sort(self._index.ids())
         to_add = np.setdiff1d(rows[:, 0], have, assume_unique=True)
@@ -418,7 +418,7 @@ class SqliteGallery(Gallery):
         if len(to_remove):
             self._index.remove(to_remove)
         for ids, vecs in self._stored_chunks(to_add):
-            if self.ann_dtype == "auto" and self.dtype != "int8" and not self._index.fits(vecs, INT8_SLACK):
+            if self._needs_f32(vecs):
                 self._ann_f32, self._index = True, None  # another model's scale: a float32 graph
                 return self._sync()
             self._index.add(ids, vecs)
@@ -444,7 +444,7 @@ class SqliteGallery(Gallery):
         last_person = max(self._names, default=0)
         self._names.update(self._conn.execute("SELECT id, name FROM people WHERE id > ?", (last_person,)).fetchall())
         for ids, vecs in self._stored_chunks(new[:, 0]):
-            if self.ann_dtype == "auto" and self.dtype != "int8" and not self._index.fits(vecs, INT8_SLACK):
+            if self._needs_f32(vecs):
                 return False  # the full reload switches to a float32 graph
             self._index.add(ids, vecs)
         self._owner_ids = np.concatenate([self._owner_ids, new[:, 0]])
@@ -454,7 +454,12 @@ class SqliteGallery(Gallery):
         return True
 
     def _is_ann(self) -> bool:
+        """Whether the in-memory index is the usearch HNSW graph (not exact search, not unloaded)."""
         return type(self._index).__name__ == "UsearchIndex"
+
+    def _needs_f32(self, vecs: np.ndarray) -> bool:
+        """Vectors an automatic int8 graph cannot hold (another model's scale): a float32 graph is due."""
+        return self.ann_dtype == "auto" and self.dtype != "int8" and not self._index.fits(vecs, INT8_SLACK)
 
     def _stored_chunks(self, ids: np.ndarray) -> Any:
         """``(ids, decoded vectors)`` of stored samples ``ids``, 50,000 at a time (rows come back
@@ -498,7 +503,7 @@ class SqliteGallery(Gallery):
     def save_index(self) -> None:
         """Persist the ANN index beside the file (atomically); a no-op for exact search."""
         with self._lock:
-            if self._index is None or type(self._index).__name__ != "UsearchIndex":
+            if not self._is_ann():
                 return
             tmp = self.ann_path.with_name(self.ann_path.name + ".tmp")
             self._index.save(tmp)
@@ -520,7 +525,7 @@ class SqliteGallery(Gallery):
 
     def _rescored(self) -> bool:
         """Whether searches re-rank the index's shortlist with the stored vectors (int8 HNSW)."""
-        return type(self._index).__name__ == "UsearchIndex" and self._index.dtype == "i8"
+        return self._is_ann() and self._index.dtype == "i8"
 
     def _rescore(self, vectors: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Distances from ``vectors`` to the stored vectors of their shortlists ``ids`` (-1 =

@@ -6,6 +6,7 @@ only imported when a model is converted.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -170,19 +171,21 @@ def optimized_model_path(path: str | Path) -> Path | None:
 
     from .cache import cache_dir
 
-    source = Path(path)
+    source = Path(path).resolve()
     try:
-        stat = source.resolve().stat()
+        stat = source.stat()
     except OSError:
         return None
-    key = "|".join([str(source.resolve()), str(stat.st_size), str(stat.st_mtime_ns), ort.__version__,
+    key = "|".join([str(source), str(stat.st_size), str(stat.st_mtime_ns), ort.__version__,
                     platform.machine(), _cpu_flags()])
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-    return cache_dir() / f"ort-{source.stem}-{digest}.onnx"
+    return cache_dir() / f"ort-{Path(path).stem}-{digest}.onnx"
 
 
+@functools.lru_cache(maxsize=1)
 def _cpu_flags() -> str:
-    """The CPU's feature flags (Linux), so a cache shared by different machines keeps them apart."""
+    """The CPU's feature flags (Linux), so a cache shared by different machines keeps them apart
+    (read once per process: every session opened asks)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
             for line in fh:

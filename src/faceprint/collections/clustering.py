@@ -183,6 +183,15 @@ class Hdbscan(_Sklearn):
 MERGE_FRACTION = 0.8
 
 
+def members_by_label(labels: np.ndarray, rows: np.ndarray | None = None) -> dict[int, np.ndarray]:
+    """``{label: its rows}`` over ``rows`` (all rows by default), each in increasing row order: one
+    sort instead of a scan per label. Every label present is a key, noise (``-1``) included."""
+    rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
+    order = rows[np.argsort(labels[rows], kind="stable")]
+    ids, starts = np.unique(labels[order], return_index=True)
+    return dict(zip(ids.tolist(), np.split(order, starts[1:])))
+
+
 def merge_close(v: np.ndarray, labels: np.ndarray, bound: float, metric: str, nearest: int = 5,
                 max_size: int = 2000, seeds: Iterable[int] | None = None, frozen: Iterable[int] = (),
                 cannot_link: Iterable[tuple[int, int]] = ()) -> np.ndarray:
@@ -198,14 +207,11 @@ def merge_close(v: np.ndarray, labels: np.ndarray, bound: float, metric: str, ne
     ids = np.unique(labels[labels >= 0])
     if len(ids) < 2:
         return labels
-    order = np.argsort(labels, kind="stable")
-    starts = np.searchsorted(labels[order], ids)
-    ends = np.append(starts[1:], len(labels))
-    members = {int(c): order[a:b] for c, a, b in zip(ids, starts, ends)}
+    members = members_by_label(labels)
     held = np.flatnonzero(labels >= 0)
     sums = sp.csr_matrix((np.ones(len(held)), (np.searchsorted(ids, labels[held]), held)),
                          shape=(len(ids), len(labels))) @ v
-    centres = np.asarray(sums) / (ends - starts)[:, None]
+    centres = np.asarray(sums) / np.array([len(members[int(c)]) for c in ids])[:, None]
     stay = set(int(c) for c in frozen)
     query = np.arange(len(ids)) if seeds is None else np.flatnonzero(np.isin(ids, list(set(seeds) - stay)))
     # the farthest pair of two sets is at least as far apart as their centroids: skip the rest
@@ -264,10 +270,10 @@ def _nearest_centres(centres: np.ndarray, query: np.ndarray, k: int, within: flo
         half[np.arange(len(q)), q] = np.inf  # not its own neighbour
         rows, cols = np.nonzero(half < (within * within - sq[q, None]) / 2)
         d = np.sqrt(np.maximum(2 * half[rows, cols] + sq[q[rows]], 0.0))
-        for r, j, dj in sorted(zip(rows.tolist(), d.tolist(), cols.tolist()), key=lambda t: (t[0], t[1])):
+        for r, dj, j in sorted(zip(rows.tolist(), d.tolist(), cols.tolist()), key=lambda t: (t[0], t[1])):
             slot = int(np.sum(idx[s + r] >= 0))
             if slot < k:
-                idx[s + r, slot], dist[s + r, slot] = dj, j
+                idx[s + r, slot], dist[s + r, slot] = j, dj
     return idx, dist
 
 
@@ -424,4 +430,4 @@ def create_clusterer(name: str = DEFAULT_CLUSTERER, **params: Any) -> Any:
 
 __all__ = ["Agglomerative", "CLUSTERERS", "ChineseWhispers", "DEFAULT_CLUSTERER", "Dbscan", "Hdbscan", "KMeans",
            "MERGE_FRACTION", "TUNED_THRESHOLDS", "as_vectors", "create_clusterer", "default_threshold", "knn_graph",
-           "merge_close", "pairwise_distances"]
+           "members_by_label", "merge_close", "pairwise_distances"]

@@ -20,7 +20,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .clustering import _consecutive, pairwise_distances
+from .clustering import _consecutive, members_by_label, pairwise_distances
 
 
 def units(n: int, must_link: Iterable[tuple[int, int]]) -> np.ndarray:
@@ -64,9 +64,7 @@ def apply_constraints(vectors: np.ndarray, metric: str, labels: np.ndarray,
         if ua != ub:
             conflicts[ua].add(ub)
             conflicts[ub].add(ua)
-    order = np.argsort(unit, kind="stable")  # rows grouped by unit, without an O(N * units) scan
-    ids, starts = np.unique(unit[order], return_index=True)
-    members: dict[int, np.ndarray] = dict(zip(ids.tolist(), np.split(order, starts[1:])))
+    members = members_by_label(unit)  # rows grouped by unit, without an O(N * units) scan
     next_label = labels.max(initial=-1) + 1
     for u, rows in members.items():  # rule 1
         if len(rows) > 1:

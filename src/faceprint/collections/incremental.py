@@ -35,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-from .clustering import MERGE_FRACTION, merge_close, pairwise_distances
+from .clustering import MERGE_FRACTION, members_by_label, merge_close, pairwise_distances
 from .constraints import units
 
 #: Members whose mean distance measures how firmly a face is held to a cluster.
@@ -222,9 +222,7 @@ def join_new(vectors: np.ndarray, metric: str, labels: np.ndarray, pool: np.ndar
     for i in range(len(todo)):
         for lab in set(labels[near[i][d[i] < threshold]].tolist()):
             touched.setdefault(int(lab), []).append(i)
-    order = old[np.argsort(labels[old], kind="stable")]  # members of each cluster without a scan per cluster
-    ids, starts = np.unique(labels[order], return_index=True)
-    members_of = dict(zip(ids.tolist(), np.split(order, starts[1:])))
+    members_of = members_by_label(labels, old)
     for lab, hits in touched.items():
         rows = members_of[lab]
         if len(rows) < 2:  # a lone face shows no spread to compare with

@@ -20,15 +20,13 @@ import numpy as np
 
 from ..errors import CollectionError, UnknownClusterError
 from ..sqlitedb import transaction
-from .clustering import as_vectors, pairwise_distances
+from .clustering import as_vectors, members_by_label, pairwise_distances
 from .incremental import _support, cohesion
 from .store import FaceRows, add_links, cluster_names, read_faces
 
 
 def _groups(labels: np.ndarray) -> dict[int, np.ndarray]:
-    order = np.argsort(labels, kind="stable")
-    ids, starts = np.unique(labels[order], return_index=True)
-    return {int(i): rows for i, rows in zip(ids, np.split(order, starts[1:])) if i >= 0}
+    return {c: rows for c, rows in members_by_label(labels).items() if c >= 0}
 
 
 def _linkage(v: np.ndarray, metric: str, a: np.ndarray, b: np.ndarray, cap: int = 200) -> float:

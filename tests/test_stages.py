@@ -82,6 +82,11 @@ def test_fanout_keeps_order_and_the_caller_shares_the_work() -> None:
     assert Fanout(1).map(slow, [1, 2, 3]) == [10, 20, 30]
     assert set(seen) == {threading.current_thread().name}  # one worker: everything on the caller
     assert Fanout().workers >= 1
+    import copy
+    import pickle
+
+    for twin in (pickle.loads(pickle.dumps(fan)), copy.deepcopy(fan)):  # e.g. an embedder sent to a process
+        assert twin.workers == 2 and twin.map(slow, [1, 2]) == [10, 20]
     with pytest.raises(ValueError, match="workers must be >= 0"):
         Fanout(-1)
 

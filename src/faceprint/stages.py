@@ -102,6 +102,12 @@ class Fanout:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, int]:  # copies and pickles (process workers) start their own helpers
+        return {"workers": self.workers}
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.__init__(state["workers"])  # type: ignore[misc]
+
     def _helpers(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:

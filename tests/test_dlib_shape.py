@@ -297,3 +297,17 @@ def test_aligner_backends_give_the_same_points() -> None:
     np.testing.assert_array_equal(port.predict_points(rgb, boxes), theirs.predict_points(rgb, boxes))
     for aligner in (port, theirs):
         assert aligner.predict_points(rgb, np.zeros((0, 4))).shape == (0, 5, 2)
+
+
+def test_leaf_sum_is_dlibs_sequential_float32_sum() -> None:
+    """The predictor adds each cascade's leaves with ``np.add.reduce`` along the middle axis of
+    ``(N, trees + 1, 2P)``; dlib adds them one tree at a time in float32. Checked against a plain
+    loop on values where the order changes the float32 result (pairwise summation differs)."""
+    rng = np.random.default_rng(3)
+    terms = (rng.standard_normal((3, 501, 10)) * np.logspace(0, 7, 501)[None, :, None]).astype(np.float32)
+    loop = terms[:, 0].copy()
+    for t in range(1, terms.shape[1]):
+        loop = (loop + terms[:, t]).astype(np.float32)
+    assert np.array_equal(np.add.reduce(terms, axis=1), loop)
+    pairwise = np.ascontiguousarray(terms.transpose(0, 2, 1)).sum(axis=2)
+    assert not np.array_equal(pairwise, loop)  # the check can tell the orders apart

@@ -235,3 +235,32 @@ def test_crops_sample_pixel_centres_and_read_black_outside() -> None:
 def test_bad_parameters_raise_config_error(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         mt.MtcnnDetector(**kwargs)  # type: ignore[arg-type]
+
+
+def test_fanned_out_levels_and_batches_equal_one_thread(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """threads=2 runs big photos' P-Net levels and R-Net/O-Net batches side by side: the same
+    faces, bit for bit, as threads=1 (everything on the caller)."""
+    from faceprint.stages import Fanout
+
+    calls: list[int] = []
+    real_map = Fanout.map
+
+    def spied(self: Fanout, fn, items):  # type: ignore[no-untyped-def]
+        calls.append(len(items))
+        return real_map(self, fn, items)
+
+    photos = [data("group", "insightface_t1.jpg"), data("people", "obama.jpg"),
+              data("lfw-view1", "images", "Hans_Blix", "Hans_Blix_0002.jpg")]
+    one = mt.MtcnnDetector(threads=1)
+    two = mt.MtcnnDetector(threads=2)
+    for path in photos:
+        rgb = load_image(path)
+        ref = one.detect(rgb)
+        monkeypatch.setattr(Fanout, "map", spied)
+        faces = two.detect(rgb)
+        monkeypatch.setattr(Fanout, "map", real_map)
+        assert len(faces) == len(ref) >= 1
+        for name in ("xyxy", "score", "landmarks"):
+            assert np.array_equal(getattr(faces, name), getattr(ref, name)), f"{path.name}: {name} differs"
+    # the group photo's 10 P-Net levels and its R-Net batch (> 2 x 16 candidates) were fanned out
+    assert 10 in calls and 2 in calls

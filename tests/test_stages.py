@@ -1,4 +1,5 @@
-"""The threaded stages: read-ahead in order, errors in turn, and pipelined results equal to sequential ones."""
+"""The threaded stages: read-ahead in order, errors in turn, the fan-out of independent calls, and
+pipelined (and fanned-out) results equal to sequential ones."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 
 from faceprint import FacePipeline, ImageDecodeError
-from faceprint.stages import prefetch
+from faceprint.embedders.dlib_resnet import DlibResnetEmbedder
+from faceprint.stages import Fanout, prefetch
 
 from .conftest import shared
 
@@ -64,6 +66,67 @@ def test_generator_errors_reach_the_caller() -> None:
         list(prefetch(items(), lambda x: x))
 
 
+def test_fanout_keeps_order_and_the_caller_shares_the_work() -> None:
+    seen = []
+
+    def slow(x: int) -> int:
+        seen.append(threading.current_thread().name)
+        time.sleep(0.01)
+        return 10 * x
+
+    fan = Fanout(2)
+    assert fan.map(slow, list(range(6))) == [10 * x for x in range(6)]
+    assert threading.current_thread().name in seen and any(n.startswith("faceprint-fanout") for n in seen)
+    assert fan.map(slow, []) == [] and fan.map(slow, [4]) == [40]
+    seen.clear()
+    assert Fanout(1).map(slow, [1, 2, 3]) == [10, 20, 30]
+    assert set(seen) == {threading.current_thread().name}  # one worker: everything on the caller
+    assert Fanout().workers >= 1
+    import copy
+    import pickle
+
+    for twin in (pickle.loads(pickle.dumps(fan)), copy.deepcopy(fan)):  # e.g. an embedder sent to a process
+        assert twin.workers == 2 and twin.map(slow, [1, 2]) == [10, 20]
+    with pytest.raises(ValueError, match="workers must be >= 0"):
+        Fanout(-1)
+
+
+def test_fanout_caller_runs_the_parts_no_helper_has_started() -> None:
+    fan = Fanout(2)
+    release, busy = threading.Event(), threading.Event()
+
+    def hold(x: int) -> int:
+        if x == 0:
+            return 0
+        busy.set()
+        release.wait(10)
+        return x
+
+    other = threading.Thread(target=lambda: fan.map(hold, [0, 1]))  # occupies the only helper
+    other.start()
+    assert busy.wait(10)
+    start = time.monotonic()
+    assert fan.map(lambda x: x * x, [1, 2, 3, 4]) == [1, 4, 9, 16]  # not queued behind the held part
+    assert time.monotonic() - start < 5
+    release.set()
+    other.join(10)
+
+
+def test_fanout_raises_the_first_error_after_every_started_part_finished() -> None:
+    done = []
+
+    def part(x: int) -> int:
+        if x == 1:
+            raise KeyError("part 1")
+        time.sleep(0.05)
+        done.append(x)
+        return x
+
+    with pytest.raises(KeyError, match="part 1"):
+        Fanout(2).map(part, [0, 1, 2])
+    assert sorted(done) == [0, 2]
+
+
 @pytest.fixture(scope="module")
 def pipe() -> FacePipeline:
     return FacePipeline()
@@ -101,7 +164,9 @@ def test_pipelined_embed_many_streams_a_generator_and_reports_a_bad_image(pipe: 
     with pytest.raises(ImageDecodeError, match="broken.jpg"):
         pipe.embed_many((p for p in [*photos, bad, *photos]), on_image=done.append)
     assert done == [0, 1, 2]
-    assert not [t for t in threading.enumerate() if t.name.startswith("faceprint-")]
+    # only the idle Fanout helpers stay (kept for the next call, like ONNX Runtime's own pool)
+    assert not [t for t in threading.enumerate()
+                if t.name.startswith("faceprint-") and not t.name.startswith("faceprint-fanout")]
 
 
 def test_embed_aligned_files_read_ahead_equal_one_call_on_the_stacked_chips(pipe: FacePipeline, tmp_path) -> None:
@@ -121,3 +186,27 @@ def test_embed_aligned_files_read_ahead_equal_one_call_on_the_stacked_chips(pipe
     Image.fromarray(chips[0][:100]).save(tmp_path / "small.png")
     with pytest.raises(ConfigError, match="small.png: expected an aligned 150x150 chip"):
         pipe.embed_aligned([*files[:40], tmp_path / "small.png"])
+
+
+def test_embedder_threads_split_batches_with_the_same_vectors(pipe: FacePipeline) -> None:
+    chips = np.concatenate([pipe.align(p).chips for p in _photos()])
+    chips = np.concatenate([chips, chips[:, :, ::-1]])  # > 32: a full and a partial step
+    one = DlibResnetEmbedder(threads=1)
+    sizes: list[list[int]] = []
+    real_map = Fanout.map
+
+    def spied(self: Fanout, fn, items):  # type: ignore[no-untyped-def]
+        sizes.append([len(i) for i in items])
+        return real_map(self, fn, items)
+
+    ref = one.embed(chips).vectors
+    for threads, batch in ((2, 32), (3, 32), (2, 5)):
+        emb = DlibResnetEmbedder(threads=threads, batch_size=batch)
+        Fanout.map = spied  # type: ignore[method-assign]
+        try:
+            vectors = emb.embed(chips).vectors
+        finally:
+            Fanout.map = real_map  # type: ignore[method-assign]
+        np.testing.assert_allclose(vectors, ref, rtol=0, atol=1e-6)
+        assert max(len(s) for s in sizes) == threads and max(max(s) for s in sizes) <= -(-batch // threads)
+        sizes.clear()

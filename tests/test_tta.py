@@ -102,7 +102,7 @@ class _LinearSession:
 
 def test_flip_averages_before_normalisation() -> None:
     spec = ModelSpec("fake", 112, (127.5,) * 3, (127.5,) * 3, "arcface_112", 4, "cosine", 0.4, normalize=True)
-    emb = OnnxEmbedder(None, spec, batch_size=4, flip=True)
+    emb = OnnxEmbedder(None, spec, batch_size=4, flip=True, threads=1)  # one thread: whole calls
     session = _LinearSession(4, 112)
     emb._session = session
     chips = np.random.default_rng(2).integers(0, 256, (5, 112, 112, 3), dtype=np.uint8)

@@ -7,6 +7,7 @@ convert at once both end with the same complete file and never read a partial on
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from importlib.util import find_spec
@@ -55,11 +56,11 @@ def cached_file(name: str, build: Callable[[Path], None]) -> Path:
     Raises:
         ModelLoadError: ``build`` failed (the message names the file).
     """
-    from filelock import FileLock
-
     target = cache_dir() / name
     if target.exists():
         return target
+    from filelock import FileLock  # only a conversion needs it (~20 ms of imports)
+
     with FileLock(str(target) + ".lock"):
         if target.exists():  # another process finished while we waited
             return target
@@ -74,3 +75,36 @@ def cached_file(name: str, build: Callable[[Path], None]) -> Path:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return target
+
+
+def file_digest(path: Path, salt: str, length: int) -> str:
+    """``sha1(salt + the bytes of path)``'s first ``length`` hex digits, remembered in the cache
+    by the file's resolved path, size and modification time (as :func:`~faceprint.onnx_graph.optimized_model_path`
+    keys its files): a model's ``.dat`` is read and hashed once, not in every process (the
+    dlib ResNet's 22 MB took ~35 ms CPU per start).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    source = Path(path).resolve()
+    stat = source.stat()
+    key = "|".join([str(source), str(stat.st_size), str(stat.st_mtime_ns), salt, str(length)])
+    memo = cache_dir() / f"digest-{hashlib.sha1(key.encode()).hexdigest()[:16]}.txt"
+    try:
+        known = memo.read_text(encoding="ascii").strip()
+        if len(known) == length and all(c in "0123456789abcdef" for c in known):
+            return known
+    except (OSError, UnicodeDecodeError):
+        pass
+    digest = hashlib.sha1(salt.encode())
+    with open(source, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    value = digest.hexdigest()[:length]
+    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.part")
+    try:  # atomic: a reader sees the whole digest or none
+        tmp.write_text(value, encoding="ascii")
+        os.replace(tmp, memo)
+    except OSError:  # a read-only cache still works, it hashes every time
+        tmp.unlink(missing_ok=True)
+    return value

@@ -117,11 +117,12 @@ class FacePipeline:
                    on_image: Callable[[int], None] | None = None, pipelined: bool = True) -> list[FaceEmbeddings]:
         """Embed every face of every image; chips of all images share embedder batches.
 
-        Pipelined: three stages overlap on threads (decoding, ONNX Runtime and OpenCV release
+        Pipelined: four stages overlap on threads (decoding, ONNX Runtime and OpenCV release
         the GIL). A reader thread decodes up to two images ahead (:func:`~faceprint.stages.prefetch`;
-        a generator of images is advanced there); the calling thread detects and aligns; whenever
-        a full embedder batch of chips is ready it is embedded on a worker thread. The results
-        are those of ``pipelined=False`` (everything on the calling thread, the same batches).
+        a generator of images is advanced there); a detector thread finds the faces of up to two
+        decoded images ahead; the calling thread aligns; whenever a full embedder batch of chips
+        is ready it is embedded on a worker thread. The results are those of ``pipelined=False``
+        (everything on the calling thread, the same batches).
         Each image is read when its turn comes and only its faces are kept, not its pixels or chips.
 
         ``on_image(i)`` is called after image ``i`` is detected and aligned (for progress bars).
@@ -140,16 +141,22 @@ class FacePipeline:
                 future.set_result(fn(*args))
                 return future
 
+        def detect(item: tuple[int, np.ndarray]) -> tuple[np.ndarray, Faces]:
+            i, rgb = item
+            return rgb, self.detect(rgb) if faces is None else faces[i]
+
         flush = max(1, int(getattr(self.embedder, "batch_size", 32)))
         found: list[Faces] = []
         pending: list[np.ndarray] = []
         batches = []
         decoded = prefetch(images, load_image) if pipelined else iter(map(load_image, images))
-        with closing(decoded) if pipelined else nullcontext(), \
+        detected = prefetch(enumerate(decoded), detect) if pipelined else map(detect, enumerate(decoded))
+        # closed in reverse: the detector thread stops before the reader it pulls from
+        with closing(decoded) if pipelined else nullcontext(), closing(detected) if pipelined else nullcontext(), \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceprint-embed") as pool:
             worker = pool if pipelined else _Inline()
-            for i, image in enumerate(decoded):
-                aligned = self.align(image, None if faces is None else faces[i])
+            for i, (image, image_faces) in enumerate(detected):
+                aligned = self.aligner.align(image, image_faces)
                 found.append(aligned.faces)
                 pending.append(aligned.chips)
                 if sum(len(c) for c in pending) >= flush:

@@ -17,6 +17,7 @@ import typer
 
 from ..errors import FaceprintError
 from ..registry import DEFAULT_DETECTOR, DEFAULT_EMBEDDER
+from .coercion import install as install_plain_coercion
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Face detection, embedding and verification on ONNX Runtime.")
@@ -42,6 +43,7 @@ def _hide_flag_types() -> None:
 
 
 _hide_flag_types()
+install_plain_coercion()
 
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 DetectorOpt = typer.Option(DEFAULT_DETECTOR, "--detector", help="Detector name (see `faceprint models`) or .onnx path.")

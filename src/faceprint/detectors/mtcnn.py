@@ -30,6 +30,7 @@ import numpy as np
 
 from ..boxes import nms
 from ..errors import ConfigError, ModelLoadError
+from ..stages import Fanout
 from ..types import Faces
 from .base import Detector
 
@@ -42,6 +43,8 @@ _NMS_PNET_SCALE = 0.5  # per pyramid level (IoU)
 _NMS_PNET_ALL = 0.7  # across levels (IoU)
 _NMS_RNET = 0.7  # IoU
 _NMS_ONET = 0.7  # intersection over the smaller box: drops boxes nested in a bigger one
+_FANOUT_PIXELS = 40_000  # P-Net pyramid area (level pixels) from which levels run side by side
+_MIN_PART = 16  # fewest R-Net/O-Net crops per part when a batch is split
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,7 +301,10 @@ class MtcnnDetector(Detector):
         thresholds: face-probability thresholds of P-Net, R-Net and O-Net, each in ``(0, 1)``.
         scale_factor: ratio between pyramid levels, in ``(0, 1)``; larger = more levels
             (slower, slightly better recall).
-        threads: ONNX Runtime intra-op threads (0 = all cores).
+        threads: inference threads (0 = all cores). The nets run single-threaded; on a big
+            image the P-Net levels, and large R-Net/O-Net batches in parts, run side by side
+            (:class:`~faceprint.stages.Fanout`), which costs less CPU than ONNX Runtime's
+            intra-op threads and gives the same values.
         max_side: when the image's longer side exceeds this, the pyramid starts as if the
             image were downscaled to it (faces below ``min_face_size * longer / max_side``
             original pixels may be missed); R-Net and O-Net still read full-resolution crops.
@@ -329,16 +335,29 @@ class MtcnnDetector(Detector):
         self.threads = int(threads)
         self.max_side = None if max_side is None else int(max_side)
         self._sessions: dict[str, Any] = {}
+        self._fanout = Fanout(self.threads)  # helper threads start on first use
 
     def _session(self, net: str) -> Any:
         session = self._sessions.get(net)
         if session is None:
             from ..onnx_graph import open_session
 
-            # idle workers sleep: one detection alternates three sessions with OpenCV/numpy work
-            session = open_session(converted_model(net), self.threads, spinning=False, fixed_shapes=False)
+            # one intra-op thread: the parallelism is the Fanout's (levels, parts of a batch)
+            session = open_session(converted_model(net), 1, fixed_shapes=False)
             self._sessions[net] = session
         return session
+
+    def _run_batches(self, net: str, crops: np.ndarray) -> list[np.ndarray]:
+        """R-Net/O-Net outputs for ``crops``; a batch of at least ``2 * _MIN_PART`` crops is
+        split into parts that run side by side."""
+        session = self._session(net)
+        workers = min(self._fanout.workers, len(crops) // _MIN_PART)
+        if workers < 2:
+            return session.run(None, {"image": crops})
+        size = -(-len(crops) // workers)
+        parts = self._fanout.map(lambda part: session.run(None, {"image": part}),
+                                 [crops[i:i + size] for i in range(0, len(crops), size)])
+        return [np.concatenate(outputs) for outputs in zip(*parts)]
 
     def load(self) -> MtcnnDetector:
         """Convert (once, cached) and open the three nets now instead of on first detect."""
@@ -368,9 +387,15 @@ class MtcnnDetector(Detector):
         threshold = self.thresholds[0]
         h, w = pyramid.rgb.shape[:2]
         all_boxes, all_scores, all_levels = [], [], []
-        for level, scale in enumerate(pyramid.pnet_scales):
-            image = pyramid.image(scale)
-            reg, prob = session.run(None, {"image": image[None].astype(np.float32)})
+        images = [pyramid.image(scale) for scale in pyramid.pnet_scales]  # in order: each from the last
+
+        def run(image: np.ndarray) -> list[np.ndarray]:
+            return session.run(None, {"image": image[None].astype(np.float32)})
+
+        # levels side by side only when there is enough work to share (not on LFW's 250x250)
+        area = sum(image.shape[0] * image.shape[1] for image in images)
+        outputs = self._fanout.map(run, images) if area >= _FANOUT_PIXELS else [run(image) for image in images]
+        for level, (scale, (reg, prob)) in enumerate(zip(pyramid.pnet_scales, outputs)):
             ys, xs = np.nonzero(prob[0, 0] > threshold)
             if not len(ys):
                 continue
@@ -392,7 +417,7 @@ class MtcnnDetector(Detector):
 
     def _refine(self, pyramid: _Pyramid, boxes: np.ndarray) -> np.ndarray:
         """Stage 2: R-Net keeps and regresses candidates; returns squares ``(M, 4)``."""
-        reg, prob = self._session("rnet").run(None, {"image": pyramid.crops(boxes, 24)})
+        reg, prob = self._run_batches("rnet", pyramid.crops(boxes, 24))
         keep = np.nonzero(prob[:, 0] > self.thresholds[1])[0]
         boxes = _regress(boxes[keep], reg[keep])
         keep = nms(boxes, prob[keep, 0], _NMS_RNET)
@@ -400,7 +425,7 @@ class MtcnnDetector(Detector):
 
     def _output(self, pyramid: _Pyramid, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Stage 3: O-Net boxes ``(K, 4)``, scores ``(K,)`` and landmarks ``(K, 5, 2)``."""
-        reg, points, prob = self._session("onet").run(None, {"image": pyramid.crops(boxes, 48)})
+        reg, points, prob = self._run_batches("onet", pyramid.crops(boxes, 48))
         keep = np.nonzero(prob[:, 0] > self.thresholds[2])[0]
         boxes, reg, points, score = boxes[keep], reg[keep], points[keep], prob[keep, 0]
         wh = boxes[:, 2:] - boxes[:, :2]

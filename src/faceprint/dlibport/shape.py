@@ -23,7 +23,6 @@ the faceprint cache; later processes load that in milliseconds.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,24 +171,19 @@ def count_parts(path: str | Path) -> int:
     return abs(r.read_int("initial shape rows") * r.read_int("initial shape cols")) // 2
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha1(f"shape-converter-{CONVERTER_VERSION}:".encode())
-    digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def load_shape_model(path: str | Path) -> ShapeModel:
     """The model of ``path``, converted once into the faceprint cache (keyed by the file's content).
 
     Raises:
         ModelLoadError: the file is missing or malformed.
     """
-    from ..cache import cached_file
+    from ..cache import cached_file, file_digest
 
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"shape predictor file not found: {path}")
-    npz = cached_file(f"{path.stem}-{_file_digest(path)}.npz", lambda tmp: read_shape_predictor(path).save(tmp))
+    digest = file_digest(path, f"shape-converter-{CONVERTER_VERSION}:", 16)
+    npz = cached_file(f"{path.stem}-{digest}.npz", lambda tmp: read_shape_predictor(path).save(tmp))
     return ShapeModel.load(npz)
 
 
@@ -239,8 +233,9 @@ class ShapePredictor:
         cascades, trees, splits = model.idx1.shape
         self._basis = _similarity_basis(model.initial)
         # flat per-cascade tables: np.take on contiguous intp indices is the fast gather
-        self._idx1 = np.ascontiguousarray(model.idx1.reshape(cascades, -1), dtype=np.intp)
-        self._idx2 = np.ascontiguousarray(model.idx2.reshape(cascades, -1), dtype=np.intp)
+        # both pixels of every split in one gather: idx1's, then idx2's
+        self._idx12 = np.ascontiguousarray(np.concatenate([model.idx1.reshape(cascades, -1),
+                                                           model.idx2.reshape(cascades, -1)], axis=1), dtype=np.intp)
         self._thresh = np.ascontiguousarray(model.thresh.reshape(cascades, -1))
         self._leaves = np.ascontiguousarray(model.leaves.reshape(cascades, -1, model.leaves.shape[-1]))
         self._anchor = np.ascontiguousarray(model.anchor, dtype=np.intp)
@@ -286,6 +281,8 @@ class ShapePredictor:
         limit = np.array([w, h])[None, :, None]
         shape = np.repeat(m.initial.T[None], n, axis=0)  # (N, 2, P) float32: x row, y row
         cascades, trees, splits = m.idx1.shape
+        pairs = trees * splits
+        terms = np.empty((n, trees + 1, 2 * parts), np.float32)  # the shape, then one leaf per tree
         for c in range(cascades):
             ab = (shape.transpose(0, 2, 1).reshape(n, -1).astype(np.float64) @ self._basis).astype(np.float32)
             # tform * delta + anchor point, in float32 as dlib: x' = a dx - b dy, y' = b dx + a dy
@@ -297,8 +294,8 @@ class ShapePredictor:
             pix = np.take(flat, np.where(inside, xy[:, 1] * w + xy[:, 0], 0), axis=0)  # (N, F, channels)
             # rgb intensity: (r + g + b) / 3, truncated; float32 like dlib's feature vector (exact integers)
             feat = ((pix.sum(-1, dtype=np.int32) // pix.shape[-1]) * inside).astype(np.float32)
-            left = np.take(feat, self._idx1[c], axis=1) - np.take(feat, self._idx2[c], axis=1) > self._thresh[c]
-            left = left.reshape(n, trees, splits)
+            both = np.take(feat, self._idx12[c], axis=1)
+            left = (both[:, :pairs] - both[:, pairs:] > self._thresh[c]).reshape(n, trees, splits)
             if self._table is not None:
                 leaf = self._table[left @ self._bits]  # (N, T)
             else:
@@ -306,13 +303,12 @@ class ShapePredictor:
                 for _ in range(int(np.log2(splits + 1))):
                     node = 2 * node + 2 - np.take_along_axis(left, node[..., None], axis=2)[..., 0]
                 leaf = node - splits
-            picked = np.take(self._leaves[c], self._leaf_base + leaf, axis=0)  # (N, T, 2P)
-            # dlib adds the leaves one tree at a time in float32: a cumsum along a contiguous
-            # axis is that sequential sum (np.sum would add pairwise and round differently)
-            terms = np.empty((n, 2 * parts, trees + 1), np.float32)
-            terms[:, :, 0] = shape.transpose(0, 2, 1).reshape(n, -1)
-            terms[:, :, 1:] = picked.transpose(0, 2, 1)
-            shape = terms.cumsum(axis=2, dtype=np.float32)[..., -1].reshape(n, parts, 2).transpose(0, 2, 1)
+            terms[:, 0] = shape.transpose(0, 2, 1).reshape(n, -1)
+            terms[:, 1:] = np.take(self._leaves[c], self._leaf_base + leaf, axis=0)  # (N, T, 2P)
+            # dlib adds the leaves one tree at a time in float32. A reduction along a middle
+            # axis runs in order over it, one row after another (numpy's pairwise summation
+            # applies only along the innermost axis), so this is that sequential sum
+            shape = np.add.reduce(terms, axis=1).reshape(n, parts, 2).transpose(0, 2, 1)
         out = _round(extent * shape.astype(np.float64) + origin)
         return out.transpose(0, 2, 1).astype(np.float32)
 

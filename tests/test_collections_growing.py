@@ -18,6 +18,7 @@ from faceprint.collections.clustering import as_vectors, pairwise_distances
 from faceprint.collections.incremental import MEAN_FRACTION, _support, cohesion, join_new, regroup
 from faceprint.collections.index import index_folder, store_results
 from faceprint.collections.metrics import cluster_scores
+from faceprint.collections.review import merge_clusters
 from faceprint.collections.scan import PhotoFile
 from faceprint.collections.store import connect, read_faces, set_cluster_name
 from faceprint.collections.workers import PhotoResult
@@ -78,15 +79,21 @@ def labels(conn: sqlite3.Connection) -> dict[int, int]:
     return {int(f): int(c) for f, c in conn.execute("SELECT id, coalesce(cluster_id, -1) FROM faces")}
 
 
-def centre_labels(conn: sqlite3.Connection) -> dict[str, int]:
-    """Each photo's face nearest the image centre (the LFW subject) -> cluster (-1 noise)."""
+def centre_faces(conn: sqlite3.Connection) -> dict[str, int]:
+    """Each photo's face nearest the image centre (the LFW subject): ``{path: face id}``."""
     best: dict[str, tuple[float, int]] = {}
-    for path, cx, cy, cid in conn.execute("SELECT p.path, (f.x1 + f.x2) / 2, (f.y1 + f.y2) / 2, "
-                                          "coalesce(f.cluster_id, -1) FROM faces f JOIN photos p ON p.id = f.photo_id"):
+    for fid, path, cx, cy in conn.execute("SELECT f.id, p.path, (f.x1 + f.x2) / 2, (f.y1 + f.y2) / 2 "
+                                          "FROM faces f JOIN photos p ON p.id = f.photo_id"):
         d = (cx - 125) ** 2 + (cy - 125) ** 2
         if path not in best or d < best[path][0]:
-            best[path] = (d, int(cid))
-    return {p: c for p, (_, c) in best.items()}
+            best[path] = (d, int(fid))
+    return {p: f for p, (_, f) in best.items()}
+
+
+def centre_labels(conn: sqlite3.Connection) -> dict[str, int]:
+    """Each photo's centre face (:func:`centre_faces`) -> cluster (-1 noise)."""
+    got = labels(conn)
+    return {p: got[f] for p, f in centre_faces(conn).items()}
 
 
 def f1(conn: sqlite3.Connection, truth: dict[str, str]) -> float:
@@ -323,3 +330,94 @@ def test_named_fragments_are_never_merged_by_an_incremental_run(library: tuple[P
         assert all(after[f] == before[f] for f in lagos), name  # the fragments keep their own labels
         assert len({after[f] for f in lagos}) == 2
         conn.close()
+
+
+MIXED = ("Paul_Wolfowitz", "John_Bolton")  # one cluster of both, as a smaller library's run could leave
+
+
+def mixed_library(library: tuple[Path, dict[str, str]], tmp_path: Path, how: str) -> tuple[str, dict, dict, list]:
+    """The library clustered (fresh CLI process) without one photo of each of :data:`MIXED`, whose
+    clusters are then one: left so by an older run (``"run"``), that cluster named (``"named"``) or
+    merged by the user (``"merge"``, stored as must-links). Returns the database, each person's
+    centre faces, the labels and the held photos."""
+    db, truth = library
+    conn = copy(db, tmp_path / "lib.db")
+    held = {sorted(p for p in truth if truth[p] == person)[0] for person in MIXED}
+    batch = hold_back(conn, held)
+    path = str(tmp_path / "lib.db")
+    subprocess.run(CLI + ["cluster", "--db", path], check=True, capture_output=True)
+    centre = {f: p for p, f in centre_faces(conn).items()}
+    faces = {person: sorted(f for f, p in centre.items() if truth[p] == person) for person in MIXED}
+    got = labels(conn)
+    keep, gone = (sorted({got[f] for f in faces[person]}) for person in MIXED)
+    assert len(keep) == len(gone) == 1 and keep[0] >= 0 and gone[0] >= 0, (keep, gone)  # each one cluster first
+    if how == "merge":
+        merge_clusters(conn, keep[0], gone)
+    else:
+        with conn:
+            conn.execute("UPDATE faces SET cluster_id = ? WHERE cluster_id = ?", (keep[0], gone[0]))
+            conn.execute("DELETE FROM clusters WHERE id = ?", (gone[0],))
+        if how == "named":
+            set_cluster_name(conn, keep[0], "Ada")
+    before = labels(conn)
+    conn.close()
+    return path, faces, before, batch
+
+
+@pytest.mark.parametrize("how", ["run", "named", "merge"])
+def test_a_mixed_cluster_new_photos_touch_is_split_unless_named_or_corrected(library: tuple[Path, dict[str, str]],
+                                                                             tmp_path: Path, how: str) -> None:
+    path, faces, before, batch = mixed_library(library, tmp_path, how)
+    mixed = before[faces[MIXED[0]][0]]
+    with connect(Path(path)) as conn:
+        add_back(conn, batch)  # a new photo of each of the two people
+    res = subprocess.run(CLI + ["cluster", "--db", path], check=True, capture_output=True, text=True)
+    assert "joined new faces to existing clusters" in res.stdout  # the incremental path
+    with sqlite3.connect(path) as conn:
+        after = labels(conn)
+        new_centre = {f for f in centre_faces(conn).values() if f not in before}
+    first, second = ({after[f] for f in faces[person]} for person in MIXED)
+    if how == "run":  # re-clustered with the new photos: two people, two clusters
+        assert len(first) == len(second) == 1 and first != second, (first, second)
+        assert mixed in first | second  # the larger part keeps the old id
+        assert {after[f] for f in new_centre} == first | second  # and each new photo went to its person
+    else:  # a named person and a user's merge are never undone
+        assert first == second == {mixed}
+        assert all(after[f] == mixed for f, c in before.items() if c == mixed)
+    touched = {mixed} | {after[f] for f in new_centre}
+    untouched = {f: c for f, c in before.items() if c >= 0 and c not in touched}
+    assert sum(after[f] == c for f, c in untouched.items()) >= 0.9 * len(untouched)  # ids of the rest stay
+    again = subprocess.run(CLI + ["cluster", "--db", path], check=True, capture_output=True, text=True)
+    with sqlite3.connect(path) as conn:
+        assert labels(conn) == after, again.stdout  # nothing new: nothing changes
+
+
+def test_adopt_region_keeps_ids_by_overlap_against_a_plain_loop() -> None:
+    from faceprint.collections.region import adopt_region
+
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        n = int(rng.integers(1, 30))
+        old = np.where(rng.random(n) < 0.3, -1, rng.integers(0, 5, n) * 10)
+        fresh = rng.integers(-1, 6, n)
+        labels = np.concatenate([old, [7, 8]])  # two rows outside the region
+        rows = np.arange(n)
+        counter = iter(range(1000, 2000))
+        got = adopt_region(labels, rows, fresh, lambda: next(counter))
+        assert got[n:].tolist() == [7, 8]
+        # plain loop: singletons of unclustered faces are noise; then the largest overlap first
+        size = {f: int((fresh == f).sum()) for f in set(fresh.tolist())}
+        local = [-1 if f < 0 or (size[f] == 1 and o < 0) else int(f) for f, o in zip(fresh, old)]
+        overlap: dict[tuple[int, int], int] = {}
+        for f, o in zip(local, old):
+            if f >= 0 and o >= 0:
+                overlap[(f, int(o))] = overlap.get((f, int(o)), 0) + 1
+        mapping, used = {}, set()
+        for (f, o), _c in sorted(overlap.items(), key=lambda kv: (-kv[1], kv[0])):
+            if f not in mapping and o not in used:
+                mapping[f], used = o, used | {o}
+        fresh_ids = iter(range(1000, 2000))
+        for f in sorted(set(local) - {-1}):
+            if f not in mapping:
+                mapping[f] = next(fresh_ids)
+        assert got[:n].tolist() == [mapping[f] if f >= 0 else -1 for f in local]

@@ -2,8 +2,10 @@
 
 ``cluster_index`` re-clusters everything (names follow their faces: a new cluster inherits the
 id, and so the name, of the old cluster it overlaps most; faces of a named cluster stay in it),
-or, after a clustering with the same settings, adds only what is new without touching the
-rest (:mod:`.incremental`: a run with nothing new changes nothing). Both respect the
+or, after a clustering with the same settings, places only what is new: with HDBSCAN (the
+default) the region the new faces touch is clustered again and mapped back onto its old ids
+(:mod:`.region`), other algorithms join new faces by :mod:`.incremental`'s rules; the rest of
+the library is not touched, and a run with nothing new changes nothing. Both respect the
 same-photo cannot-link and the user's corrections stored in ``face_links``.
 """
 
@@ -20,6 +22,7 @@ import numpy as np
 from .clustering import DEFAULT_CLUSTERER, as_vectors, create_clusterer, default_threshold
 from .constraints import apply_constraints, same_photo_pairs
 from .incremental import Identify, join_new, merge_touched, nearest_clustered, neighbourhood, regroup
+from .region import adopt_region, frozen_clusters, touched_region
 from ..sqlitedb import transaction
 from .store import FaceRows, cluster_names, get_state, read_faces, read_links, set_state
 
@@ -73,10 +76,14 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
     """Cluster the index's faces and store the result; incremental when possible.
 
     Incremental (unless ``full``) when the previous run used the same algorithm, parameters,
-    model and corrections: only faces added since are placed, by :mod:`.incremental`'s rules
-    (``identify``, the gallery's open-set decision on vectors, must agree for named clusters);
-    faces already clustered move only when an unnamed cluster this run touched merges whole with a
-    near one (``--full``'s ``merge_close`` rule); old noise joins only a new group with a new face.
+    model and corrections: named clusters and clusters holding a user's correction take new faces
+    only by :func:`.incremental.join_new` (``identify``, the gallery's open-set decision on
+    vectors, must agree for named clusters) and never change otherwise. With HDBSCAN the other
+    new faces, the unnamed, uncorrected clusters they touch and the noise near them are clustered
+    again by ``--full``'s algorithm (:mod:`.region`: ids stay with the largest overlap), then an
+    unnamed cluster this run touched may merge whole with a near one (``--full``'s ``merge_close``
+    rule); other algorithms place the new faces by :mod:`.incremental`'s rules without moving
+    clustered faces.
 
     Raises:
         UnknownModelError: unknown algorithm.
@@ -101,15 +108,20 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
         if not new.any():  # nothing new: nothing to decide
             return Clustering(faces, old_ids, names, True)
         near = nearest_clustered(vectors, metric, old_ids, new)
-        labels = join_new(vectors, metric, old_ids, new, threshold or 0.0, cannot, must, names, identify, near)
-        # then the rest of the new faces, by the library's algorithm re-run on their neighbourhood
-        rows = np.flatnonzero(neighbourhood(vectors, metric, old_ids, new, threshold or 0.0, near=near))
-        fresh = _fit(algorithm, params, vectors[rows], metric, must, cannot, rows, threshold)
-        with transaction(conn):
-            labels = regroup(labels, new, rows, fresh, cannot, lambda: _new_cluster(conn), vectors, metric, threshold,
-                             names, identify)
-        if algorithm == "hdbscan":  # the rule --full applies before its cut, on what this run touched
+        if algorithm == "hdbscan" and threshold:
+            frozen = frozen_clusters(old_ids, names, must + _row_pairs(faces, cannot_ids))
+            labels = _recluster_touched(conn, vectors, metric, old_ids, new, near, frozen, params, must, cannot,
+                                        names, identify)
+            # the rule --full applies before its cut, on what this run touched
             labels = merge_touched(vectors, metric, labels, new, threshold, names, cannot)
+        else:
+            labels = join_new(vectors, metric, old_ids, new, threshold or 0.0, cannot, must, names, identify, near)
+            # then the rest of the new faces, by the library's algorithm re-run on their neighbourhood
+            rows = np.flatnonzero(neighbourhood(vectors, metric, old_ids, new, threshold or 0.0, near=near))
+            fresh = _fit(algorithm, params, vectors[rows], metric, must, cannot, rows, threshold)
+            with transaction(conn):
+                labels = regroup(labels, new, rows, fresh, cannot, lambda: _new_cluster(conn), vectors, metric,
+                                 threshold, names, identify)
     else:
         labels = _fit(algorithm, params, vectors, metric, must, cannot, np.arange(len(faces)), threshold)
         labels = _carry_ids(conn, old_ids, labels)
@@ -117,6 +129,26 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
         labels[named] = old_ids[named]  # a named person keeps every face it had
     _save(conn, faces, labels, settings)
     return Clustering(faces, labels, cluster_names(conn), incremental)
+
+
+def _recluster_touched(conn: sqlite3.Connection, vectors: np.ndarray, metric: str, labels: np.ndarray, new: np.ndarray,
+                       near: tuple[np.ndarray, np.ndarray], frozen: set[int], params: dict[str, Any],
+                       must: list[tuple[int, int]], cannot: list[tuple[int, int]], names: dict[int, str | None],
+                       identify: Identify | None) -> np.ndarray:
+    """The incremental HDBSCAN run: new faces join ``frozen`` clusters (named, corrected) only by
+    the join rule; the rest and the unfrozen part of the library they touch are clustered again
+    (:mod:`.region`) and mapped back onto their old ids."""
+    threshold = params["threshold"]
+    hidden = ~np.isin(labels[near[0]], list(frozen)) if near[0].size else np.zeros(near[0].shape, bool)
+    labels = join_new(vectors, metric, labels, new, threshold, cannot, must, names, identify,
+                      (near[0], np.where(hidden, np.inf, near[1])))
+    left = new & (labels < 0)
+    keep = left[np.flatnonzero(new)]
+    region = touched_region(vectors, metric, labels, left, threshold, frozen, (near[0][keep], near[1][keep]))
+    rows = np.flatnonzero(region)
+    fresh = _fit("hdbscan", params, vectors[rows], metric, must, cannot, rows, threshold)
+    with transaction(conn):
+        return adopt_region(labels, rows, fresh, lambda: _new_cluster(conn))
 
 
 def spec_for(model_id: str) -> Any:

@@ -2,7 +2,8 @@
 
 Only faces added since the last run are placed, by two kinds of evidence, each at least as
 strong as what holds a cluster together; faces already clustered move only when rule 3 merges
-their cluster whole:
+their cluster whole. (With HDBSCAN, the default, rule 1 serves only the named and corrected
+clusters, and :mod:`.region` re-clusters what the other new faces touch instead of rule 2.)
 
 1. :func:`join_new`: a new face joins a cluster when it is held to it as firmly as the
    cluster's typical member is (its *cohesion*: the median over members of the mean distance

@@ -116,8 +116,8 @@ def test_run_twice_in_fresh_processes_changes_nothing(library: tuple[Path, dict[
             assert labels(conn) == first, res.stdout
 
 
-def test_incremental_matches_full_and_moves_no_clustered_face(library: tuple[Path, dict[str, str]],
-                                                              tmp_path: Path) -> None:
+def test_incremental_matches_full_and_keeps_cluster_ids(library: tuple[Path, dict[str, str]],
+                                                       tmp_path: Path) -> None:
     db, truth = library
     conn = copy(db, tmp_path / "lib.db")
     later = {p for i, p in enumerate(sorted(truth)) if i % 5 == 0 and truth[p] in PEOPLE}  # 20% of the regulars
@@ -129,7 +129,14 @@ def test_incremental_matches_full_and_moves_no_clustered_face(library: tuple[Pat
     res = subprocess.run(CLI + ["cluster", "--db", path], check=True, capture_output=True, text=True)
     assert "joined new faces to existing clusters" in res.stdout
     after = labels(conn)
-    assert all(after[f] == c for f, c in before.items() if c >= 0)  # nothing clustered moved
+    # the touched region is re-cut as --full would cut it, so a few clustered faces may move; an
+    # old cluster keeps its id on at least half of its faces (ids are mapped back by overlap)
+    clustered = {f: c for f, c in before.items() if c >= 0}
+    moved = [f for f, c in clustered.items() if after[f] != c]
+    assert len(moved) <= 0.05 * len(clustered), (len(moved), len(clustered))
+    for c in set(clustered.values()):
+        faces = [f for f, b in clustered.items() if b == c]
+        assert 2 * sum(after[f] == c for f in faces) >= len(faces), c
     joined = sum(after[f] >= 0 for f in set(after) - set(before))
     assert joined >= 0.6 * len(batch)  # most new photos of known people found their person
     incremental_f1 = f1(conn, truth)

@@ -55,10 +55,11 @@ class EyeGate:
     keep every blink) and on the facenet-pytorch street clip (walking people, looked at by
     hand: eyes open, downcast or too small to read, no confirmable blink); the Hamilton clip
     (profiles) was held out. ``min_eye_px`` and ``max_eye_offset`` are the loosest values at
-    which the street clip reports no blink; ``max_yaw`` and ``pitch_range``'s top are the
-    tightest that keep every synthesised blink (their faces reach yaw 0.21 and pitch 0.62 as
-    the detector's landmarks jitter); the pitch range's bottom is a guard (no face in the
-    data looks up). See ``benchmarks/bench_blink.py``.
+    which, each alone, the street clip reports no blink (of 10-24 px and 0.15-0.4 tried);
+    ``max_yaw`` and ``pitch_range``'s top are the tightest that keep every synthesised blink
+    (their faces reach yaw 0.21 and pitch 0.62 as the detector's landmarks jitter; alone,
+    neither stops the street clip's false blinks); the pitch range's bottom is a guard (no
+    face in the data looks up). ``python benchmarks/bench_blink.py --tune`` prints the sweep.
 
     Args:
         max_yaw: largest ``|yaw|`` proxy of :func:`~faceprint.video.quality.pose_from_landmarks`
@@ -78,7 +79,7 @@ class EyeGate:
     max_yaw: float = 0.25
     pitch_range: tuple[float, float] = (0.3, 0.65)
     min_eye_px: float = 20.0
-    max_eye_offset: float = 0.25
+    max_eye_offset: float = 0.2
 
     def __post_init__(self) -> None:
         if not (self.max_yaw > 0 and self.min_eye_px > 0 and self.max_eye_offset > 0):

@@ -11,7 +11,8 @@ photo unchanged (a printed photo on a stand) or with a 2-pixel shake (held in a 
 phone would show it, 90 frames in which the photo plane turns (yaw up to 12 deg, pitch up to
 8 deg, roll up to 4 deg, slow sinusoids of different periods), drifts up to 25 px and moves
 5% nearer and farther (a perspective warp per frame, ``cv2.warpPerspective`` with the plane's
-homography ``K (R + (I - R) e3 e3^T) K^-1``, turning about its centre, plus the shift, dark grey beyond the photo's edge), with 1-px hand tremor. No eye ever closes, so any
+homography ``K (R + (I - R) e3 e3^T) K^-1``, turning about its centre, plus the shift, dark
+grey beyond the photo's edge), with 1-px hand tremor. No eye ever closes, so any
 "live" is a false accept.
 
 **Real clips**, looked at by hand (``benchmarks/blink_annotations.json``, written from the
@@ -39,7 +40,7 @@ annotation, with the gate and with it off (any frame's EAR counts, as before the
 The recognizer runs as in ``faceprint video --blink`` (MTCNN every 3rd frame, tracking, dlib
 68-point EAR on every frame whose eyes pass the gate; the 68-point model is trained on iBUG
 300-W and is not for commercial use). Run: ``python benchmarks/bench_blink.py [--markdown]
-[--eye-crops DIR]``.
+[--eye-crops DIR] [--tune] [--face-sizes 100,130,200]``.
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ def eye_crops(frames: list[np.ndarray], rows: list, fps: float, out: Path, min_f
             tile = cv2.copyMakeBorder(cv2.resize(crop, (240, 100), interpolation=cv2.INTER_CUBIC), 16, 2, 2, 2,
                                       cv2.BORDER_CONSTANT)
             label = f"{round(time_s * fps)} {ear:.2f}" + (" B" if blink else "") + (" x" if problem else "")
-            cv2.putText(tile, label, (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0) if blink else (255, 255, 255))
+            colour = (255, 255, 0) if blink else (255, 255, 255)
+            cv2.putText(tile, label, (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour)
             tiles.append(tile)
         for k in range(0, len(tiles), 48):
             chunk = tiles[k:k + 48] + [np.zeros_like(tiles[0])] * (-len(tiles[k:k + 48]) % 6)
@@ -256,12 +258,39 @@ def replay_clip(frame: "np.ndarray", n: int, seed: int) -> list:
     return out
 
 
+def size_rows(det: Any, sizes: list[float]) -> list[tuple[str, ...]]:
+    """Synthesised blinks (3 per clip) on the same photos cut with faces ``sizes`` px wide
+    (frame scaled to keep the 640x480 framing), with the default gate and with it off."""
+    from faceprint.image import load_image
+    from faceprint.video.blink import LEFT_EYE, RIGHT_EYE, Landmarks68
+    from faceprint.video.synth import blink_clip, webcam_frame
+
+    l68 = Landmarks68()
+    rows = []
+    for face_px in sizes:
+        size = (round(640 * face_px / 200), round(480 * face_px / 200))
+        frames = [f for f in (webcam_frame(load_image(p), det, face_px, size) for p in PHOTOS) if f is not None]
+        points = [l68.points(f, det.detect(f).by_size().landmarks[0]) for f in frames]
+        widths = [min(np.linalg.norm(p[e[0]] - p[e[3]]) for e in (LEFT_EYE, RIGHT_EYE)) for p in points]
+        scores = []
+        for gate in (None, open_gate()):
+            caught = false = 0
+            for k, (frame, pts) in enumerate(zip(frames, points)):
+                found = [f for _, f in run_clip(blink_clip(frame, pts, 90, BLINKS, 4, 1, seed=k), det, gate)[0]]
+                caught += sum(any(abs(f - b) <= 2 for f in found) for b in BLINKS)
+                false += sum(all(abs(f - b) > 2 for b in BLINKS) for f in found)
+            scores.append(f"{caught}/{len(BLINKS) * len(frames)}, {false} extra")
+        rows.append((f"{face_px:g} px", f"{min(widths):.0f}-{max(widths):.0f}", *scores))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--eye-crops", type=Path, help="write the real clips' eye-crop sheets (PNG) under this folder")
     parser.add_argument("--tune", action="store_true", help="also print the gate limits swept on the tuning data "
                         "(synthesised clips and the facenet clip)")
+    parser.add_argument("--face-sizes", help="also run the synthesised blinks with faces this wide, e.g. 100,130,200")
     args = parser.parse_args()
 
     import faceprint
@@ -284,7 +313,8 @@ def main() -> None:
         frame = webcam_frame(load_image(photo), det)
         points = l68.points(frame, det.detect(frame).by_size().landmarks[0])
         for label, starts in (("synthesised blinks at 15, 45, 75", BLINKS), ("the same photo, still (2-px shake)", [])):
-            clip = write_frames(blink_clip(frame, points, 90, starts, 4, 2 if not starts else 1), Path(tmp) / "clip.mp4")
+            jitter = 1 if starts else 2
+            clip = write_frames(blink_clip(frame, points, 90, starts, 4, jitter), Path(tmp) / "clip.mp4")
             live = cli_live_tracks(clip, db)
             rows.append((f"**`faceprint video --blink`, {photo.name} mp4, {label}**: tracks live", str(len(live)),
                          f"(track, frame) {live}" if live else "none"))
@@ -295,7 +325,8 @@ def main() -> None:
             found, _, observed = run_clip(frames, det, gate, times, record=args.eye_crops is not None and gate is None)
             caught, false = score_real(found, truth)
             rows.append((f"{SHORT[name]} clip ({role}, {len(frames)} frames), {label}: real blinks caught",
-                         caught, f"blinks where there is none: {false}" + (f", (track, frame) {found}" if found else "")))
+                         caught, f"blinks where there is none: {false}"
+                         + (f", (track, frame) {found}" if found else "")))
             if observed:
                 sheets = eye_crops(frames, observed, notes[name]["fps"], args.eye_crops / Path(name).stem)
                 print(f"{name}: {len(sheets)} eye-crop sheets in {args.eye_crops / Path(name).stem}", file=sys.stderr)
@@ -331,6 +362,10 @@ def main() -> None:
         print()
         print_table(("gate limit (tuning data only)", "synthesised blinks caught", "extra blinks in them",
                      "facenet blinks (all false)"), tune_rows(det, synthetic), args.markdown)
+    if args.face_sizes:
+        print()
+        print_table(("face width", "eye width px", "blinks caught, gate (default)", "blinks caught, gate off"),
+                    size_rows(det, [float(v) for v in args.face_sizes.split(",")]), args.markdown)
 
 
 if __name__ == "__main__":

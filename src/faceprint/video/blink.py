@@ -106,7 +106,8 @@ class EyeGate:
         if min(widths) < self.min_eye_px:
             return f"eyes too small ({min(widths):.0f} px, need {self.min_eye_px:g})"
         eye_dist = max(float(np.linalg.norm(lm[1] - lm[0])), 1e-6)
-        offset = max(float(np.linalg.norm(p[list(eye)].mean(0) - lm[i])) for i, eye in enumerate((LEFT_EYE, RIGHT_EYE)))
+        offset = max(float(np.linalg.norm(p[list(eye)].mean(0) - lm[i]))
+                     for i, eye in enumerate((LEFT_EYE, RIGHT_EYE)))
         if offset / eye_dist > self.max_eye_offset:
             return f"landmarks disagree (eye {offset / eye_dist:.2f} eye distances off)"
         return None
@@ -148,7 +149,8 @@ class Landmarks68:
     def points(self, rgb: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
         """``(68, 2)`` float32 points of the face whose 5 landmarks are ``(5, 2)``.
 
-        dlib returns whole-pixel points, so EAR is reliable on faces of about 100 px and more.
+        dlib returns whole-pixel points, so EAR is reliable only on eyes of about 20 px and more
+        (faces of about 120-130 px; :class:`EyeGate` refuses smaller ones).
         """
         runner = self._predictor_runner()
         lm = np.asarray(landmarks5, np.float32).reshape(1, 5, 2)

@@ -400,6 +400,30 @@ def test_video_liveness_options_and_require_live(clip: Path, video_gallery: Path
     assert {e["liveness"] for e in gated} <= {"pending", "live", "spoof"}
 
 
+def test_video_blink_goes_live_on_a_blink_and_never_on_a_still(video_gallery: Path, work: Path) -> None:
+    """``video --blink`` on mp4s written from a real photo (face 200 px): eyes painted shut at
+    frames 15, 45 and 75 make the track live after the first blink; the same photo still never does."""
+    from faceprint.image import load_image
+    from faceprint.video.blink import Landmarks68
+    from faceprint.video.source import VideoSink
+    from faceprint.video.synth import blink_clip, webcam_frame
+
+    det = faceprint.create_detector("mtcnn")
+    rgb = webcam_frame(load_image(shared("people", "biden.jpg")), det)
+    points = Landmarks68().points(rgb, det.detect(rgb).by_size().landmarks[0])
+    live_at = {}
+    for name, starts in (("blinks", [15, 45, 75]), ("still", [])):
+        sink = VideoSink(work / f"{name}.mp4", 30.0, (rgb.shape[1], rgb.shape[0]))
+        for frame in blink_clip(rgb, points, 90, starts, 4, 1 if starts else 2, seed=4):
+            sink.write(frame)
+        sink.close()
+        events = _events(fp("video", work / f"{name}.mp4", "--db", video_gallery, "--blink", "--json", "-").stdout)
+        assert events and {e["liveness"] for e in events} <= {"pending", "live"}
+        live_at[name] = min((e["frame"] for e in events if e["liveness"] == "live"), default=None)
+    assert live_at["blinks"] is not None and 15 <= live_at["blinks"] <= 25, live_at  # the first blink, once reopened
+    assert live_at["still"] is None
+
+
 # ---------------------------------------------------------------- keys and the server
 
 

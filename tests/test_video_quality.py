@@ -7,7 +7,7 @@ import pytest
 
 from faceprint.errors import ConfigError
 from faceprint.types import Faces
-from faceprint.video.quality import FaceQuality, pose_from_landmarks
+from faceprint.video.quality import FaceQuality, pitch_from_landmarks, pose_from_landmarks
 
 from .conftest import shared
 
@@ -23,6 +23,21 @@ def test_pose_proxies() -> None:
     yaw, roll = pose_from_landmarks(np.stack([_lm(0.3, 20), _lm(-0.2, -10), _lm()]))
     np.testing.assert_allclose(yaw, [0.3, -0.2, 0.0], atol=1e-9)
     np.testing.assert_allclose(roll, [20, -10, 0], atol=1e-9)
+
+
+def test_pitch_proxy_matches_a_plain_loop_and_ignores_roll_and_scale() -> None:
+    rng = np.random.default_rng(7)
+    lm = rng.uniform(0, 200, (20, 5, 2))
+    for face, got in zip(lm, pitch_from_landmarks(lm)):
+        ex, ey = (face[0][0] + face[1][0]) / 2, (face[0][1] + face[1][1]) / 2
+        ax, ay = (face[3][0] + face[4][0]) / 2 - ex, (face[3][1] + face[4][1]) / 2 - ey
+        ref = ((face[2][0] - ex) * ax + (face[2][1] - ey) * ay) / (ax * ax + ay * ay)
+        assert got == pytest.approx(ref)
+    upright = np.array([[[80.0, 100], [120, 100], [100, 124], [85, 140], [115, 140]]])
+    assert pitch_from_landmarks(upright)[0] == pytest.approx(0.6)  # nose 24 px of the 40 from eyes to mouth
+    turn = np.radians(30)
+    rot = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    assert pitch_from_landmarks(upright @ rot.T * 2.5 + 7)[0] == pytest.approx(0.6)
 
 
 def test_quality_ranks_sharp_big_frontal_first() -> None:

@@ -37,6 +37,19 @@ def pose_from_landmarks(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return yaw, roll
 
 
+def pitch_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """Pitch proxy ``(N,)`` from ``(N, 5, 2)`` landmarks in ``LANDMARK_ORDER``: where the nose
+    lies on the line from the eye midpoint to the mouth midpoint (0 at the eyes, 1 at the mouth).
+
+    About 0.45-0.6 for a face looking at the camera; it grows as the head bows (the nose tip
+    moves down towards the mouth) and shrinks as it tips back.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 5, 2)
+    eyes, mouth = (lm[:, 0] + lm[:, 1]) / 2, (lm[:, 3] + lm[:, 4]) / 2
+    axis = mouth - eyes
+    return ((lm[:, 2] - eyes) * axis).sum(1) / np.maximum((axis ** 2).sum(1), 1e-12)
+
+
 @dataclass
 class QualityScores:
     """Per-face quality factors, each ``(N,)`` float64 in ``[0, 1]``; ``total`` is their product."""
@@ -97,4 +110,4 @@ class FaceQuality:
         return QualityScores(size, blur, pose)
 
 
-__all__ = ["FaceQuality", "QualityScores", "pose_from_landmarks"]
+__all__ = ["FaceQuality", "QualityScores", "pitch_from_landmarks", "pose_from_landmarks"]

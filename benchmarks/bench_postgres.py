@@ -259,12 +259,14 @@ def replica_rows(uri: str, rounds: int) -> list[tuple]:
 def configure(server, settings: list[str]) -> None:
     """Apply ``NAME=VALUE`` server settings (``ALTER SYSTEM``) and restart the server when any."""
     from pgserver._commands import pg_ctl
+    from pgserver.utils import PostmasterInfo
 
     for setting in settings:
         name, _, value = setting.partition("=")
         server.psql(f"ALTER SYSTEM RESET {name};" if value == "default" else f"ALTER SYSTEM SET {name} = '{value}';")
     if settings:
         pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+        server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)  # the new pid, so cleanup() stops it
 
 
 def main() -> None:

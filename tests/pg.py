@@ -36,10 +36,12 @@ def pg_small_buffers_uri(tmp_path_factory: pytest.TempPathFactory):
     """A database on a second server whose ``shared_buffers`` is 1 MB, so the HNSW index of a few
     thousand faces does not fit in it (what 1M faces do to a default 128 MB server)."""
     from pgserver._commands import pg_ctl
+    from pgserver.utils import PostmasterInfo
 
     server = _start(tmp_path_factory.mktemp("pgsmall"))
     server.psql("ALTER SYSTEM SET shared_buffers = '1MB';")
     pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+    server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)  # the new pid, so cleanup() stops it
     server.psql("CREATE DATABASE small;")
     yield database_uri(server, "small")
     server.cleanup()

@@ -12,6 +12,12 @@ this machine.
 ``--replicas`` also measures how soon a face enrolled through one process is found by another
 process polling the same Postgres gallery (the two-replica service case).
 
+``--pgdata DIR`` keeps the server's data folder: a later run with the same folder searches a
+database that already holds the faces instead of filling it again (a 1M fill and index build
+takes tens of minutes). ``--pg-setting shared_buffers=2GB`` changes a server setting (``ALTER
+SYSTEM``, then a restart) before the runs; every run prints the settings, the HNSW index's size
+and one query's ``EXPLAIN (ANALYZE, BUFFERS)`` so the buffer hits and reads can be read off.
+
 Run: ``python benchmarks/bench_postgres.py --sizes 100000[,1000000] [--lfw-cache F.npz] [--markdown]``.
 The machine running these may be shared: compare rows of one run, not absolute numbers.
 """
@@ -69,16 +75,15 @@ def enroll(gallery, base: np.ndarray) -> tuple[np.ndarray, float]:
     return np.array(ids, np.int64), len(base) / (time.perf_counter() - t)
 
 
-def bulk_load(uri: str, base: np.ndarray) -> tuple[np.ndarray, float]:
-    """Fill the gallery's tables with ``COPY`` and build the HNSW index afterwards (what a
-    migration of an existing collection would do; not the ``add_faces`` path): sample ids in
-    ``base`` order and the index build seconds."""
+def bulk_load(uri: str, base: np.ndarray, graph: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """Fill the gallery's tables with ``COPY`` and build the HNSW index (``graph`` = m,
+    ef_construction) afterwards (what a migration of an existing collection would do; not the
+    ``add_faces`` path): sample ids in ``base`` order and the index build seconds."""
     import psycopg
     from pgvector.psycopg import register_vector
 
     from faceprint import Embeddings
     from faceprint.gallery import open_gallery
-    from faceprint.gallery.postgres import HNSW_EF_CONSTRUCTION, HNSW_M
 
     with open_gallery(uri) as g:  # creates and binds the tables (dimension, index)
         g.add_faces("p0", Embeddings(base[:PER], MODEL))
@@ -99,9 +104,46 @@ def bulk_load(uri: str, base: np.ndarray) -> tuple[np.ndarray, float]:
         conn.execute("SET max_parallel_maintenance_workers = 2")
         t = time.perf_counter()
         conn.execute(f"CREATE INDEX samples_hnsw ON samples USING hnsw (vector vector_l2_ops) "
-                     f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
+                     f"WITH (m = {graph[0]}, ef_construction = {graph[1]})")
         build = time.perf_counter() - t
     return np.arange(1, len(base) + 1, dtype=np.int64), build
+
+
+def filled(uri: str, base: np.ndarray) -> bool:
+    """True when the database already holds exactly ``base`` as samples ``1..n`` (a kept ``--pgdata``)."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('samples')").fetchone()[0] is None:
+            return False
+        register_vector(conn)
+        if conn.execute("SELECT count(*) FROM samples").fetchone()[0] != len(base):
+            return False
+        probe = [1, len(base) // 2, len(base)]
+        got = dict(conn.execute("SELECT id, vector FROM samples WHERE id = ANY(%s)", (probe,)).fetchall())
+    return all(i in got and np.allclose(got[i].to_numpy(), base[i - 1]) for i in probe)
+
+
+def diagnose(uri: str, query: np.ndarray, ef: int) -> None:
+    """Print the server's memory settings, the HNSW index's size and definition, and the buffers
+    one search at ``ef`` touches (shared hit = in PostgreSQL's buffers, read = from the OS)."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        register_vector(conn)
+        for name in ("shared_buffers", "effective_cache_size", "jit", "max_parallel_workers_per_gather"):
+            print(f"  {name} = {conn.execute(f'SHOW {name}').fetchone()[0]}")
+        size, definition = conn.execute("SELECT pg_size_pretty(pg_relation_size('samples_hnsw')), indexdef "
+                                        "FROM pg_indexes WHERE indexname = 'samples_hnsw'").fetchone()
+        print(f"  samples_hnsw: {size}; {definition}")
+        with conn.transaction():
+            conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+            plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS) SELECT id, person_id FROM samples "
+                                "ORDER BY vector <-> %s LIMIT 1", (query,)).fetchall()
+        for (line,) in plan:
+            print(f"    {line[:100]}")
 
 
 def timed_search(gallery, queries: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -118,12 +160,15 @@ def timed_search(gallery, queries: np.ndarray) -> tuple[np.ndarray, float, float
 
 def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_truth: np.ndarray,
                   report_q: np.ndarray, report_truth: np.ndarray, efs: list[int], exact_queries: int,
-                  bulk: bool) -> list[tuple]:
+                  bulk: bool, graph: tuple[int, int]) -> list[tuple]:
     from faceprint.gallery import open_gallery
     from faceprint.gallery.postgres import auto_ef_search
 
-    if bulk:
-        ids, build = bulk_load(uri, base)
+    if filled(uri, base):
+        ids, rate_text = np.arange(1, len(base) + 1, dtype=np.int64), "kept from an earlier run"
+        print(f"  {uri.split('?')[0]}: {n:,} faces kept from an earlier run", flush=True)
+    elif bulk:
+        ids, build = bulk_load(uri, base, graph)
         rate_text = f"bulk COPY; HNSW build {build:.0f} s"
     else:
         g = open_gallery(uri)
@@ -138,6 +183,7 @@ def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_t
         tuned.append((ef, float(np.mean(got == ids[tune_truth]))))
         print(f"  tuning half: ef_search {ef}: recall@1 {tuned[-1][1]:.4f}", flush=True)
     chosen = next((ef for ef, r in tuned if r >= 0.99), efs[-1])
+    diagnose(uri, report_q[0], chosen)
     rows = []
     for label, options, q, truth in ((f"HNSW, ef_search {chosen} (chosen on the tuning half)", {"ef_search": chosen},
                                       report_q, report_truth),
@@ -210,6 +256,19 @@ def replica_rows(uri: str, rounds: int) -> list[tuple]:
              f"{lags_ms.max():.2f}")]
 
 
+def configure(server, settings: list[str]) -> None:
+    """Apply ``NAME=VALUE`` server settings (``ALTER SYSTEM``) and restart the server when any."""
+    from pgserver._commands import pg_ctl
+    from pgserver.utils import PostmasterInfo
+
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        server.psql(f"ALTER SYSTEM RESET {name};" if value == "default" else f"ALTER SYSTEM SET {name} = '{value}';")
+    if settings:
+        pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+        server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)  # the new pid, so cleanup() stops it
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000")
@@ -227,6 +286,15 @@ def main() -> None:
                         help="fill galleries of at least this many faces with COPY + one index build instead of "
                              "add_faces (0 = never); their enrollment column shows the build time")
     parser.add_argument("--replicas", type=int, default=20, help="enrollments timed across processes (0 = skip)")
+    parser.add_argument("--pgdata", type=Path, default=None,
+                        help="the server's data folder, kept after the run; a database that already holds the "
+                             "faces of a size is searched again instead of filled (default: a temporary folder)")
+    parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="server setting applied with ALTER SYSTEM and a restart before the runs, e.g. "
+                             "shared_buffers=2GB (VALUE 'default' resets it); repeatable")
+    parser.add_argument("--graph", default=None, metavar="M,EF_CONSTRUCTION",
+                        help="HNSW graph of the bulk-filled galleries (default: the gallery's HNSW_M, "
+                             "HNSW_EF_CONSTRUCTION); another graph gets a database of its own")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
 
@@ -234,26 +302,35 @@ def main() -> None:
 
     model = lfw_model(args.root, args.lfw_cache) if args.data == "dlib" else None
     efs = [int(e) for e in args.ef.split(",")]
+    from faceprint.gallery.postgres import HNSW_EF_CONSTRUCTION, HNSW_M
+
+    default_graph = (HNSW_M, HNSW_EF_CONSTRUCTION)
+    graph = default_graph if args.graph is None else tuple(int(v) for v in args.graph.split(","))
     rows: list[tuple] = []
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        server = pgserver.get_server(args.pgdata or Path(tmp) / "pgdata",
+                                     cleanup_mode="stop" if args.pgdata else "delete")
+        configure(server, args.pg_setting)
         head, _, query = server.get_uri().partition("?")
         try:
             for n in [int(s) for s in args.sizes.split(",")]:
                 base, queries = scale_data(args.data, n, args.queries, model, per=PER)
                 truth = exact_truth(base, queries)[0]
                 tune, report = np.arange(0, len(queries), 2), np.arange(1, len(queries), 2)
-                server.psql(f"CREATE DATABASE bench{n};")
-                uri = f"{head.rsplit('/', 1)[0]}/bench{n}?{query}"
+                bulk = bool(args.bulk_from) and n >= args.bulk_from
+                name = f"bench{n}" if not bulk or graph == default_graph else f"bench{n}_m{graph[0]}_efc{graph[1]}"
+                if name not in server.psql("SELECT datname FROM pg_database;").split():
+                    server.psql(f"CREATE DATABASE {name};")
+                uri = f"{head.rsplit('/', 1)[0]}/{name}?{query}"
                 rows += postgres_rows(uri, n, base, queries[tune], truth[tune], queries[report], truth[report], efs,
-                                      args.exact_queries, bool(args.bulk_from) and n >= args.bulk_from)
+                                      args.exact_queries, bulk, graph)
                 if not args.no_sqlite:
                     rows += sqlite_rows(Path(tmp), n, base, queries[report], truth[report])
                     print(rows[-1], flush=True)
             print_table(("gallery", "faces", "search", "search p50 ms", "search p99 ms", "recall@1 vs exact",
                          "report queries", "enrolled faces/s"), rows, args.markdown)
             if args.replicas:
-                server.psql("CREATE DATABASE replicas;")
+                server.psql("DROP DATABASE IF EXISTS replicas; CREATE DATABASE replicas;")
                 print_table(("PostgreSQL", "rounds", "lag p50 ms", "lag max ms"),
                             replica_rows(f"{head.rsplit('/', 1)[0]}/replicas?{query}", args.replicas), args.markdown)
         finally:

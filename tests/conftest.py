@@ -12,7 +12,7 @@ from hypothesis import settings as hypothesis_settings
 hypothesis_settings.register_profile("faceprint", derandomize=True, database=None)
 hypothesis_settings.load_profile("faceprint")
 
-from .pg import pg_server, pg_uri  # noqa: F401  (a real PostgreSQL + pgvector for gallery tests)
+from .pg import pg_server, pg_small_buffers_uri, pg_uri  # noqa: F401,E402  (a real PostgreSQL + pgvector for gallery tests)
 
 #: ``../shared/data`` beside the repository (read-only test data; see its README).
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -14,15 +14,36 @@ import pytest
 _counter = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory):
-    """The running server (skips with the reason when pgserver or psycopg are missing)."""
+def _start(folder):
+    """A server in ``folder`` (skips with the reason when pgserver or psycopg are missing)."""
     pgserver = pytest.importorskip("pgserver", reason="PostgreSQL tests need the pgserver wheel: "
                                                       "pip install 'faceprint[test]'")
     pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg: pip install 'faceprint[postgres]'")
     pytest.importorskip("pgvector", reason="PostgreSQL tests need pgvector: pip install 'faceprint[postgres]'")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    return pgserver.get_server(folder, cleanup_mode="stop")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory):
+    """The running server."""
+    server = _start(tmp_path_factory.mktemp("pgdata"))
     yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_small_buffers_uri(tmp_path_factory: pytest.TempPathFactory):
+    """A database on a second server whose ``shared_buffers`` is 1 MB, so the HNSW index of a few
+    thousand faces does not fit in it (what 1M faces do to a default 128 MB server)."""
+    from pgserver._commands import pg_ctl
+    from pgserver.utils import PostmasterInfo
+
+    server = _start(tmp_path_factory.mktemp("pgsmall"))
+    server.psql("ALTER SYSTEM SET shared_buffers = '1MB';")
+    pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+    server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)  # the new pid, so cleanup() stops it
+    server.psql("CREATE DATABASE small;")
+    yield database_uri(server, "small")
     server.cleanup()
 
 

@@ -144,3 +144,68 @@ def test_auto_search_width_follows_its_anchors() -> None:
     assert mid == round((EF_SEARCH * EF_SEARCH_LARGE) ** 0.5)
     widths = [auto_ef_search(n) for n in range(EF_SMALL_N, EF_LARGE_N, 50_000)]
     assert widths == sorted(widths)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    return subprocess.run([sys.executable, "-c", "from faceprint.cli import main; main()", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_an_index_larger_than_shared_buffers_is_reported_on_open(pg_small_buffers_uri: str, pg_uri: str) -> None:
+    vecs = np.random.default_rng(4).normal(0, 0.09, (3000, 128)).astype(np.float32)
+    for uri in (pg_small_buffers_uri, pg_uri):
+        with open_gallery(uri) as g:
+            for s in range(0, len(vecs), 500):
+                g.add_faces(f"p{s}", emb(vecs[s:s + 500]))
+            index_bytes, buffer_bytes = g.index_memory()
+        assert index_bytes == sql(uri, "SELECT pg_relation_size('samples_hnsw')")[0][0]
+        fits = uri == pg_uri  # 128 MB holds this index; 1 MB does not
+        assert (index_bytes <= buffer_bytes) == fits and buffer_bytes == (128 if fits else 1) * 2**20
+        listing = _cli("people", "--db", uri, "list")  # a new process, as users open it
+        assert listing.returncode == 0 and "p0\t500 sample(s)" in listing.stdout, listing.stderr
+        assert ("larger than the server's shared_buffers" in listing.stderr) != fits, listing.stderr
+
+
+def _traced_messages(g, tmp_path, call) -> list[str]:
+    """The protocol messages the client sent to the server during ``call()`` (libpq's trace)."""
+    trace = tmp_path / "libpq.trace"
+    with open(trace, "w") as f:
+        g._conn.pgconn.trace(f.fileno())
+        try:
+            call()
+        finally:
+            g._conn.pgconn.untrace()
+    fields = [line.split("\t") for line in trace.read_text().splitlines()]
+    return [f[3] for f in fields if f[1] == "F"]  # timestamp, F(rontend) or B(ackend), length, message
+
+
+def test_one_search_is_one_statement_and_reads_the_row_estimate_once_a_minute(pg_uri: str, tmp_path,
+                                                                              monkeypatch) -> None:
+    from faceprint.gallery import postgres
+
+    with open_gallery(pg_uri) as g:
+        g.add_faces("a", emb(np.random.default_rng(5).normal(0, 0.09, (20, 128))))
+        width = lambda: g._conn.execute("SHOW hnsw.ef_search").fetchone()[0]  # noqa: E731  the session's width
+        query = emb(np.full((1, 128), 0.01))
+        g.search(query, k=1)
+        assert width() == str(postgres.EF_SEARCH)
+        sent = _traced_messages(g, tmp_path, lambda: g.search(query, k=1))
+        assert sent.count("Parse") + sent.count("Query") == 1, sent  # no BEGIN, SET, estimate or COMMIT
+        sql(pg_uri, "UPDATE pg_class SET reltuples = 1e6 WHERE oid = 'samples'::regclass")  # the gallery "grows"
+        g.search(query, k=1)
+        assert width() == str(postgres.EF_SEARCH)  # the estimate read a moment ago still holds
+        monkeypatch.setattr(postgres, "ESTIMATE_TTL_S", 0.0)
+        g.search(query, k=1)
+        assert width() == str(postgres.EF_SEARCH_LARGE)
+
+
+def test_the_search_width_is_set_again_on_a_new_connection(pg_uri: str) -> None:
+    with open_gallery(pg_uri, ef_search=77) as g:
+        g.add_faces("a", emb(np.zeros((1, 128))))
+        assert [m.name for m in g.search(emb(np.zeros((1, 128))), k=1)[0]] == ["a"]
+        sql(pg_uri, f"SELECT pg_terminate_backend({g._conn.info.backend_pid})")  # as a server restart would
+        with pytest.raises(GalleryError):
+            g.search(emb(np.zeros((1, 128))), k=1)
+        assert [m.name for m in g.search(emb(np.zeros((1, 128))), k=1)[0]] == ["a"]
+        assert g._conn.execute("SHOW hnsw.ef_search").fetchone()[0] == "77"

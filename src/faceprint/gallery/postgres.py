@@ -7,16 +7,24 @@ people), ``crops`` (aligned chips as PNG, cascading from samples) and ``cohort``
 columns get their dimension, and ``samples`` its HNSW index (``vector_l2_ops`` or
 ``vector_cosine_ops``), when the first vectors fix the model.
 
-Every call is one transaction, so an enrollment is all-or-nothing, and nothing is cached in
+Every call is one transaction, so an enrollment is all-or-nothing, and no rows are cached in
 the process: several processes (service replicas) on one database see each other's writes at
 once. Person creation is ``INSERT ... ON CONFLICT``, so concurrent writers enrolling the same
-new name share one person.
+new name share one person. What a search caches is only its width: the server's row estimate
+behind :func:`auto_ef_search` is re-read every :data:`ESTIMATE_TTL_S` seconds, and
+``hnsw.ef_search`` is set on the session when it changes, so one query is one statement.
+
+An HNSW search reads a few thousand graph pages; when the index is larger than the server's
+``shared_buffers`` most of them come from the OS cache through the buffer manager, several
+times slower (docs/shared_galleries.md). Opening a gallery logs a warning then
+(:meth:`PostgresGallery.index_memory`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from typing import Any, Iterator, Sequence
@@ -33,6 +41,9 @@ from .results import Person
 from .sqlite import _png
 
 COMPONENT = "gallery"
+log = logging.getLogger(__name__)
+#: Seconds a search reuses the server's row estimate (:func:`auto_ef_search`) before re-reading it.
+ESTIMATE_TTL_S = 60.0
 #: HNSW graph degree and build width.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
@@ -107,6 +118,8 @@ class PostgresGallery(Gallery):
         self.exact, self.policy = bool(exact), policy
         self.ef_search = None if ef_search is None else int(ef_search)
         self._lock = threading.RLock()
+        self._estimate: tuple[float, float] | None = None  # (monotonic time read, row estimate)
+        self._session_ef: int | None = None  # hnsw.ef_search as set on the current connection
         self._conn: Any = connect(uri)
         try:
             migrate(self._conn, COMPONENT, MIGRATIONS)
@@ -114,27 +127,33 @@ class PostgresGallery(Gallery):
             if model_id is not None:
                 self._bind(Embeddings(np.zeros((0, self.dim or 1)), model_id, metric or self.metric or "euclidean"),
                            check_dim=False)
+            self._warn_if_index_spills()
         except BaseException:
             self._conn.close()
             raise
 
     # ---- plumbing ----------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[Any]:
-        """One transaction on the connection; database errors become GalleryError (rolled back)."""
+    def _session(self, transaction: bool = True) -> Iterator[Any]:
+        """The connection (in one transaction unless ``transaction`` is false: each statement then
+        commits alone); database errors become GalleryError (rolled back)."""
         import psycopg
 
         with self._lock:
             if self._conn is None:
                 raise GalleryError(f"{self.uri}: the gallery is closed")
             if self._conn.broken:  # the server restarted or dropped us: the next call reconnects
-                self._conn = connect(self._uri)
+                self._conn, self._session_ef = connect(self._uri), None
             try:
-                with self._conn.transaction():
+                with self._conn.transaction() if transaction else contextlib.nullcontext():
                     yield self._conn
             except psycopg.Error as exc:
                 raise GalleryError(f"{self.uri}: database call failed and was rolled back "
                                    f"({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r})") from exc
+
+    def _tx(self) -> contextlib.AbstractContextManager[Any]:
+        """One transaction on the connection (see :meth:`_session`)."""
+        return self._session()
 
     def _load_meta(self) -> None:
         with self._tx() as c:
@@ -171,6 +190,31 @@ class PostgresGallery(Gallery):
         if self.dim is None:
             self._load_meta()
         return self.dim
+
+    def index_memory(self) -> tuple[int, int] | None:
+        """``(HNSW index bytes, server shared_buffers bytes)``, or ``None`` before the index exists.
+        A search is fastest when the index fits in shared_buffers (or is mostly cached there)."""
+        with self._tx() as c:
+            row = c.execute("SELECT pg_relation_size(to_regclass('samples_hnsw')), "
+                            "pg_size_bytes(current_setting('shared_buffers'))").fetchone()
+        return None if row[0] is None else (int(row[0]), int(row[1]))
+
+    def _warn_if_index_spills(self) -> None:
+        memory = self.index_memory()
+        if memory is not None and memory[0] > memory[1]:
+            log.warning("%s: the HNSW index (%.0f MB) is larger than the server's shared_buffers (%.0f MB), so "
+                        "searches read graph pages from the OS cache (several times slower at 1M faces); set "
+                        "shared_buffers above the index size (docs/shared_galleries.md)",
+                        self.uri, memory[0] / 2**20, memory[1] / 2**20)
+
+    def _auto_ef(self, c: Any) -> int:
+        """:func:`auto_ef_search` of the server's row estimate, re-read every :data:`ESTIMATE_TTL_S`
+        seconds (the planner's estimate: no count(*) per query)."""
+        now = time.monotonic()
+        if self._estimate is None or now - self._estimate[0] > ESTIMATE_TTL_S:
+            rows = c.execute("SELECT reltuples FROM pg_class WHERE oid = 'samples'::regclass").fetchone()[0]
+            self._estimate = (now, float(rows))
+        return auto_ef_search(self._estimate[1])
 
     @property
     def _op(self) -> str:
@@ -348,17 +392,20 @@ class PostgresGallery(Gallery):
         sql = (f"SELECT t.d, t.id, p.name FROM ({inner}) t JOIN people p ON p.id = t.person_id ORDER BY t.d"
                if table == "samples" else f"SELECT t.d, t.id, '' FROM ({inner}) t ORDER BY t.d")
         out = []
-        with self._tx() as c:
-            if self.exact or table != "samples":
-                c.execute("SET LOCAL enable_indexscan = off")
-            else:
-                ef = self.ef_search
-                if ef is None:  # the planner's row estimate: no count(*) per query
-                    ef = auto_ef_search(c.execute("SELECT reltuples FROM pg_class WHERE oid = 'samples'::regclass"
-                                                  ).fetchone()[0])
-                c.execute(f"SET LOCAL hnsw.ef_search = {max(ef, k)}")
-            for q in np.asarray(vectors, np.float32).reshape(len(vectors), -1):
-                out.append(c.execute(sql, (q, q, k)).fetchall())
+        exact = self.exact or table != "samples"
+        # one query on the index is one statement: the width is a session setting (committed on
+        # its own, so no rollback undoes it), set when it changes
+        with self._session(transaction=False) as c:
+            if not exact:
+                ef = max(self._auto_ef(c) if self.ef_search is None else self.ef_search, k)
+                if ef != self._session_ef:
+                    c.execute(f"SET hnsw.ef_search = {ef}")
+                    self._session_ef = ef
+            with c.transaction() if exact or len(vectors) > 1 else contextlib.nullcontext():
+                if exact:
+                    c.execute("SET LOCAL enable_indexscan = off")
+                for q in np.asarray(vectors, np.float32).reshape(len(vectors), -1):
+                    out.append(c.execute(sql, (q, q, k)).fetchall())
         return out
 
     def _neighbours(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:

@@ -15,7 +15,10 @@ With several ``--test-seed`` values the recipe is chosen again inside each split
 one candidate chooses nothing, and the table says so ("recipe fixed before this run"):
 fixing a recipe on one split and reporting it on others was the old, biased protocol.
 
-The grid's options themselves come from the 2025 exploration, which saw these identities
+A ledger in the faceprint cache remembers which grid scored each test split; another grid on
+a split already scored (perhaps narrowed after seeing its test table) is labelled SPENT.
+
+The grid's options themselves come from the earlier exploration, which saw these identities
 (it chose on split seed 123); the choice among them is the only one this script makes.
 
 Example (LFW View 1 people with 2+ images, aligned by faceprint's pipeline and cached)::
@@ -26,8 +29,10 @@ Example (LFW View 1 people with 2+ images, aligned by faceprint's pipeline and c
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -56,6 +61,29 @@ def candidates(args: argparse.Namespace) -> list:
         patience=args.patience, steps_per_epoch=args.steps_per_epoch, augment=args.augment,
         **LOSSES[loss], **OPTIMIZERS[opt], freeze=fr))
         for loss in args.losses for opt in args.optimizers for fr in args.freeze]
+
+
+def spent_split(data: Path, test_fraction: float, seed: int, grid: list) -> str:
+    """Why this test split is no longer untouched ('' when it is), and record it as scored by ``grid``.
+
+    The ledger (in the faceprint cache) remembers which grid scored each test split. The same
+    grid again is a re-run; another grid on a split whose test table was seen may have been
+    narrowed on that table, so its rows are labelled.
+    """
+    from dataclasses import asdict
+
+    from faceprint.cache import cache_dir
+
+    path = cache_dir() / "bench_training_test_splits.json"
+    ledger = json.loads(path.read_text()) if path.is_file() else {}
+    key = f"{data.resolve()}|{test_fraction}|{seed}"
+    digest = hashlib.sha1(json.dumps([[c.name, asdict(c.config)] for c in grid], sort_keys=True).encode()).hexdigest()
+    before = ledger.get(key)
+    ledger[key] = before or {"grid": digest, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    path.write_text(json.dumps(ledger, indent=2) + "\n")
+    if before is None or before["grid"] == digest:
+        return ""
+    return f"SPENT: this test split was scored on {before['when']} by another grid"
 
 
 def score_row(label: str, chosen_on: str, v: dict, best_epoch: str = "") -> tuple[str, ...]:
@@ -114,12 +142,13 @@ def main() -> None:
             print(f"  {f.candidate.name}: best epoch {f.best_epoch} of {f.epochs_run}, {f.seconds:.0f} s; validation "
                   f"TAR@FAR1e-2 {f.start.tar['1e-2']:.4f} -> {f.best.tar['1e-2']:.4f}", flush=True)
 
-        print(f"test seed {seed}: {len(grid)} candidate(s)", flush=True)
+        spent = spent_split(args.data, args.test_fraction, seed, grid)
+        print(f"test seed {seed}: {len(grid)} candidate(s)" + (f"; {spent}" if spent else ""), flush=True)
         res = run_protocol(chips, grid, trainer_fit(args.out / f"test-seed-{seed}", device, args.dat), pretrained,
                            args.test_fraction, seed, args.val_fraction, args.val_seed, on_fitted=show)
         val = f"validation ({res.sizes['val']['identities']} identities, val seed {res.val_seed})"
         why = (f"recipe, epoch, early stop: {val}" if res.recipe_chosen_here
-               else f"recipe fixed before this run; epoch and early stop: {val}")
+               else f"recipe fixed before this run; epoch and early stop: {val}") + (f" ({spent})" if spent else "")
         size = res.sizes["test"]
         print(f"\ntest seed {seed}: {size['identities']} identities, {size['images']} images, "
               f"{res.pretrained.n_genuine} genuine and {res.pretrained.n_impostor} impostor pairs; "
@@ -134,7 +163,7 @@ def main() -> None:
                     [(f.candidate.name, f"{f.start.tar['1e-2']:.4f}", *score_row("", "", f.best.to_dict())[2:6],
                       str(f.best_epoch), str(f.epochs_run)) for f in res.fitted], args.markdown)
         report[str(seed)] = {
-            "sizes": res.sizes, "val_seed": res.val_seed, "recipe_chosen_here": res.recipe_chosen_here,
+            "sizes": res.sizes, "val_seed": res.val_seed, "recipe_chosen_here": res.recipe_chosen_here, "spent": spent,
             "test": {"pretrained": res.pretrained.to_dict(), "chosen": res.chosen_test.to_dict()},
             "chosen": res.chosen.candidate.name,
             "validation": {f.candidate.name: {"start": f.start.to_dict(), "best": f.best.to_dict(),

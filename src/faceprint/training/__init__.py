@@ -8,6 +8,8 @@
   identity-disjoint split and the P x K sampler; :mod:`.augment`: the face processing stage.
 - :mod:`.trainer`, :mod:`.validate`, :mod:`.export`, :mod:`.run`: the loop, the held-out
   validation, the ONNX + spec export, and the one call ``faceprint train`` makes.
+- :mod:`.protocol`: the fine-tuning benchmark's protocol (one sealed test split, every choice
+  on validation identities).
 - :mod:`.factory`: names to objects (what ``--backbone``, ``--loss`` and ``--miner`` accept).
 
 Nothing here is imported by ``import faceprint``; torch is imported only by these modules.

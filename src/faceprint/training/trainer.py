@@ -30,6 +30,12 @@ LOG_FIELDS = ("epoch", "steps", "train_loss", "pair_accuracy", "tar_far_1e-2", "
               "lr", "seconds")
 
 
+def selection_score(val: ValidationResult) -> float:
+    """What picks the best epoch (and, in :mod:`.protocol`, the recipe): validation
+    ``MONITOR``, with the pair accuracy breaking ties."""
+    return val.to_dict()[MONITOR] + 1e-3 * val.pair_accuracy
+
+
 @dataclass
 class TrainConfig:
     """What ``faceprint train`` was asked for (saved in every checkpoint).
@@ -274,7 +280,7 @@ class Trainer:
         import torch
 
         self.history.append(row)
-        score = row.val.to_dict()[MONITOR] + 1e-3 * row.val.pair_accuracy  # accuracy breaks ties
+        score = selection_score(row.val)
         if score > self.best:
             self.best, self.best_epoch = score, row.epoch
             torch.save({"model": self.model.state_dict(), "epoch": row.epoch, "config": asdict(self.config),
@@ -335,4 +341,4 @@ def _val_from_dict(d: dict[str, Any]) -> ValidationResult:
     return ValidationResult(d["pair_accuracy"], tar, d["auc"], d["thresholds"], d["n_genuine"], d["n_impostor"])
 
 
-__all__ = ["LOG_FIELDS", "MONITOR", "EpochRow", "TrainConfig", "Trainer", "pick_device"]
+__all__ = ["LOG_FIELDS", "MONITOR", "EpochRow", "TrainConfig", "Trainer", "pick_device", "selection_score"]

@@ -260,6 +260,14 @@ def test_nearest_search_matches_a_plain_loop(metric: str) -> None:
                        for r in rows)[:5]
         assert got_i[q].tolist() == [r for _, r in plain]
         assert got_d[q] == pytest.approx([d for d, _ in plain], abs=1e-5)
+    # within a radius: the same faces, cut at the radius, the rest -1 / inf
+    radius = float(np.median(got_d[:, 2])) * 0.999  # between two distances: no tie at the radius
+    near_i, near_d = _nearest(v, m, queries, rows, 5, chunk=16, within=radius)
+    assert (near_i == -1).any() and (near_i[:, 0] >= 0).any()  # the radius cuts some lists, not all
+    for q in range(len(queries)):
+        keep = got_d[q] < radius
+        assert near_i[q][near_d[q] < radius].tolist() == got_i[q][keep].tolist()
+        assert (near_i[q][keep.sum():] == -1).all() and np.isinf(near_d[q][keep.sum():]).all()
 
 
 def split_off(path: str, face_ids: list[int]) -> int:

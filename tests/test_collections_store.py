@@ -167,6 +167,11 @@ def test_new_faces_join_existing_clusters_incrementally(tmp_path: Path) -> None:
 def test_constraint_rules_on_labels() -> None:
     assert list(units(5, [(0, 1), (1, 2)])) == [0, 0, 0, 3, 4]
     assert same_photo_pairs(np.array([7, 7, 8, 7])) == [(0, 1), (0, 3), (1, 3)]
+    # every pair of each photo's faces (a plain double loop), photos in order of first appearance
+    ids = np.random.default_rng(4).integers(0, 40, 120)
+    firsts = sorted(set(ids.tolist()), key=ids.tolist().index)
+    plain = [(a, b) for p in firsts for a in range(120) for b in range(a + 1, 120) if ids[a] == ids[b] == p]
+    assert same_photo_pairs(ids) == plain and same_photo_pairs(np.zeros(0, np.int64)) == []
     v = np.array([[0.0], [0.1], [0.2], [3.0], [3.1]])
     # the cannot-link 0-3 evicts the face farther from the centroid (3); it joins the nearest cluster within 0.5
     labels = apply_constraints(v, "euclidean", np.array([0, 0, 0, 0, 1]), [], [(0, 3)], threshold=0.5)

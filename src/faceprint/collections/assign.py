@@ -51,6 +51,8 @@ class Clustering:
 
 
 def _row_pairs(faces: FaceRows, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    if not pairs:
+        return []
     row = {int(f): i for i, f in enumerate(faces.face_id)}
     return [(row[a], row[b]) for a, b in pairs if a in row and b in row]
 
@@ -107,8 +109,10 @@ def cluster_index(conn: sqlite3.Connection, algorithm: str = DEFAULT_CLUSTERER, 
         new = ~faces.clustered
         if not new.any():  # nothing new: nothing to decide
             return Clustering(faces, old_ids, names, True)
-        near = nearest_clustered(vectors, metric, old_ids, new)
-        if algorithm == "hdbscan" and threshold:
+        region = algorithm == "hdbscan" and bool(threshold)
+        # the region's rules use no face beyond the threshold: search only within it
+        near = nearest_clustered(vectors, metric, old_ids, new, within=threshold if region else None)
+        if region:
             frozen = frozen_clusters(old_ids, names, must + _row_pairs(faces, cannot_ids))
             labels = _recluster_touched(conn, vectors, metric, old_ids, new, near, frozen, params, must, cannot,
                                         names, identify)

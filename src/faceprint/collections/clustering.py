@@ -254,7 +254,7 @@ def _nearest_centres(centres: np.ndarray, query: np.ndarray, k: int, within: flo
                      chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Each ``query`` row's ``k`` nearest other rows of ``centres`` closer than ``within``
     (``(Q, k')`` rows and Euclidean distances, nearest first; ``-1`` / ``inf`` where fewer)."""
-    from .knn import knn
+    from .knn import knn, nearest_hits
 
     if len(query) == len(centres):
         return knn(centres, k)
@@ -270,10 +270,7 @@ def _nearest_centres(centres: np.ndarray, query: np.ndarray, k: int, within: flo
         half[np.arange(len(q)), q] = np.inf  # not its own neighbour
         rows, cols = np.nonzero(half < (within * within - sq[q, None]) / 2)
         d = np.sqrt(np.maximum(2 * half[rows, cols] + sq[q[rows]], 0.0))
-        for r, dj, j in sorted(zip(rows.tolist(), d.tolist(), cols.tolist()), key=lambda t: (t[0], t[1])):
-            slot = int(np.sum(idx[s + r] >= 0))
-            if slot < k:
-                idx[s + r, slot], dist[s + r, slot] = j, dj
+        idx[s:s + len(q)], dist[s:s + len(q)] = nearest_hits(rows, cols, d, len(q), k)
     return idx, dist
 
 

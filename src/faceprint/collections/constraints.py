@@ -42,10 +42,13 @@ def units(n: int, must_link: Iterable[tuple[int, int]]) -> np.ndarray:
 
 def same_photo_pairs(photo_id: np.ndarray) -> list[tuple[int, int]]:
     """Row pairs of faces that come from the same photo (they are different people)."""
-    groups: dict[int, list[int]] = defaultdict(list)
-    for row, pid in enumerate(photo_id):
-        groups[int(pid)].append(row)
-    return [(a, b) for rows in groups.values() if len(rows) > 1 for i, a in enumerate(rows) for b in rows[i + 1:]]
+    photo_id = np.asarray(photo_id)
+    order = np.argsort(photo_id, kind="stable")
+    ids, starts, counts = np.unique(photo_id[order], return_index=True, return_counts=True)
+    shared = counts > 1  # most photos hold one face: group only the others
+    groups = [order[a:a + c].tolist() for a, c in zip(starts[shared], counts[shared])]
+    groups.sort(key=lambda rows: rows[0])  # in order of first appearance, as before
+    return [(a, b) for rows in groups for i, a in enumerate(rows) for b in rows[i + 1:]]
 
 
 def apply_constraints(vectors: np.ndarray, metric: str, labels: np.ndarray,

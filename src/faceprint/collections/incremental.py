@@ -75,42 +75,56 @@ def cohesion(vectors: np.ndarray, metric: str, rows: np.ndarray, max_members: in
 
 
 def _nearest(vectors: np.ndarray, metric: str, queries: np.ndarray, rows: np.ndarray, k: int,
-             chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+             chunk: int = 256, within: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(rows (Q, k'), distances)``: each query's ``k`` nearest of ``rows``, nearest first.
 
     Float32 BLAS, ranked by ``|b|^2 / 2 - q.b`` (one pass over each block; the rules
-    re-measure the distances they compare).
+    re-measure the distances they compare). With ``within`` (a distance in ``metric``) only
+    rows closer than that are ranked: the rest of a query's ``k`` slots are ``-1`` / ``inf``.
+    The same as the full search filtered by ``d < within``, without selecting among all of
+    ``rows`` for each query (most faces have few neighbours within the threshold).
     """
+    from .knn import nearest_hits
+
     k = min(k, len(rows))
     out_i = np.zeros((len(queries), k), np.int64)
     out_d = np.zeros((len(queries), k))
     base = np.ascontiguousarray(vectors[rows], dtype=np.float32)
     half_sq = (base * base).sum(1) / 2
+    if within is not None:  # squared Euclidean bound; unit vectors: 1 - cos = |a - b|^2 / 2
+        bound = (2 * within if metric == "cosine" else within * within) * (1 + 1e-4) + 1e-6  # loose: d decides
     for s in range(0, len(queries), chunk):
         q = vectors[queries[s:s + chunk]].astype(np.float32)
+        qq = (q.astype(np.float64) ** 2).sum(1)
         score = q @ base.T
         np.subtract(half_sq[None, :], score, out=score)  # |q-b|^2 / 2 - |q|^2 / 2
-        part = np.argpartition(score, k - 1, axis=1)[:, :k] if k < len(rows) else np.tile(np.arange(len(rows)),
-                                                                                           (len(score), 1))
-        d2 = 2 * np.take_along_axis(score, part, 1).astype(np.float64) + (q.astype(np.float64) ** 2).sum(1)[:, None]
-        order = np.argsort(d2, axis=1)
-        part, d2 = np.take_along_axis(part, order, 1), np.take_along_axis(d2, order, 1)
+        if within is not None:
+            hit_q, hit_r = np.nonzero(score < ((bound - qq) / 2)[:, None])
+            part, d2 = nearest_hits(hit_q, hit_r, 2 * score[hit_q, hit_r].astype(np.float64) + qq[hit_q], len(q), k)
+        else:
+            part = np.argpartition(score, k - 1, axis=1)[:, :k] if k < len(rows) else np.tile(np.arange(len(rows)),
+                                                                                               (len(score), 1))
+            d2 = 2 * np.take_along_axis(score, part, 1).astype(np.float64) + qq[:, None]
+            order = np.argsort(d2, axis=1)
+            part, d2 = np.take_along_axis(part, order, 1), np.take_along_axis(d2, order, 1)
         d = np.sqrt(np.maximum(d2, 0.0))
         if metric == "cosine":  # prepared unit vectors: 1 - cos = |a - b|^2 / 2
             d = d * d / 2
-        out_i[s:s + chunk], out_d[s:s + chunk] = rows[part], d
+        out_i[s:s + chunk], out_d[s:s + chunk] = np.where(part >= 0, rows[part], -1), d
     return out_i, out_d
 
 
 def nearest_clustered(vectors: np.ndarray, metric: str, labels: np.ndarray,
-                      new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                      new: np.ndarray, within: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each ``new`` row's :data:`NEAREST` nearest clustered old faces, nearest first (one search
-    that :func:`join_new` and :func:`neighbourhood` share): ``(rows (Q, k), distances)``."""
+    that :func:`join_new` and :func:`neighbourhood` share): ``(rows (Q, k), distances)``;
+    ``within``: only those closer than that (``-1`` / ``inf`` fill the rest; for callers that
+    use no farther face)."""
     held = np.flatnonzero((labels >= 0) & ~new)
     fresh = np.flatnonzero(new)
     if len(held) == 0 or len(fresh) == 0:
         return np.zeros((len(fresh), 0), np.int64), np.zeros((len(fresh), 0))
-    return _nearest(vectors, metric, fresh, held, NEAREST)
+    return _nearest(vectors, metric, fresh, held, NEAREST, within=within)
 
 
 def neighbourhood(vectors: np.ndarray, metric: str, labels: np.ndarray, new: np.ndarray, threshold: float,

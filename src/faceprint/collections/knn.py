@@ -62,6 +62,20 @@ def _hnsw(v: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, dist
 
 
+def nearest_hits(rows: np.ndarray, cols: np.ndarray, dist: np.ndarray, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(idx (n, k) int64, dist (n, k))`` from candidate hits (query ``rows``, candidate ``cols``,
+    ``dist``): each query's ``k`` nearest, nearest first (ties: lower column first), ``-1`` /
+    ``inf`` where a query has fewer hits. One sort for all queries instead of a loop."""
+    order = np.lexsort((cols, dist, rows))
+    rows, cols, dist = rows[order], cols[order], dist[order]
+    slot = np.arange(len(rows)) - np.searchsorted(rows, rows)  # rank within the query's hits
+    keep = slot < k
+    idx = -np.ones((n, k), np.int64)
+    out = np.full((n, k), np.inf, dtype=np.result_type(dist.dtype, np.float32))
+    idx[rows[keep], slot[keep]], out[rows[keep], slot[keep]] = cols[keep], dist[keep]
+    return idx, out
+
+
 def knn(vectors: np.ndarray, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """``(idx (N, k') int64, dist (N, k') float32)``, ``k' = min(k, N - 1)``: each row's nearest
     other rows, nearest first (an approximate search may leave ``-1`` / ``inf`` at the end).
@@ -85,4 +99,4 @@ def knn(vectors: np.ndarray, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.
     return _exact(v, k, chunk)
 
 
-__all__ = ["EXACT_MAX", "knn"]
+__all__ = ["EXACT_MAX", "knn", "nearest_hits"]

@@ -55,7 +55,7 @@ def touched_region(vectors: np.ndarray, metric: str, labels: np.ndarray, new: np
     fresh = np.flatnonzero(new)
     loose = np.flatnonzero((labels < 0) & ~new)
     if len(fresh) and len(loose) and noise > 0:
-        close, dist = _nearest(vectors, metric, fresh, loose, noise)
+        close, dist = _nearest(vectors, metric, fresh, loose, noise, within=threshold)
         out[close[dist < threshold]] = True
     return out
 

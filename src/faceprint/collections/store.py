@@ -139,15 +139,24 @@ def read_faces(conn: sqlite3.Connection) -> FaceRows:
     if len(models) > 1:
         raise CollectionError(f"the index mixes faces of several models {sorted(models)}; re-index with one model")
     model_id, metric = models.pop() if models else ("none", "euclidean")
-    vectors = np.stack([np.frombuffer(r[6], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 1), np.float32)
+    if not rows:
+        return FaceRows(np.zeros(0, np.int64), [], np.zeros((0, 4), np.float32),
+                        Embeddings(np.zeros((0, 1), np.float32), model_id, metric), np.zeros(0, np.int64),
+                        np.zeros(0, np.int64), np.zeros(0, bool))
+    cols = list(zip(*rows))
+    blobs = cols[6]
+    if len(set(map(len, blobs))) > 1:
+        raise CollectionError("the index holds embeddings of different lengths; re-index with one model")
+    # one join and one writable copy instead of an array per face
+    vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(rows), -1).copy()
     return FaceRows(
-        face_id=np.array([r[0] for r in rows], dtype=np.int64),
-        photo=[r[1] for r in rows],
-        xyxy=np.array([r[2:6] for r in rows], dtype=np.float32).reshape(-1, 4),
+        face_id=np.array(cols[0], dtype=np.int64),
+        photo=list(cols[1]),
+        xyxy=np.array(cols[2:6], dtype=np.float32).T.reshape(-1, 4),
         embeddings=Embeddings(vectors, model_id, metric),
-        photo_id=np.array([r[7] for r in rows], dtype=np.int64),
-        cluster_id=np.array([-1 if r[8] is None else r[8] for r in rows], dtype=np.int64),
-        clustered=np.array([bool(r[9]) for r in rows], dtype=bool),
+        photo_id=np.array(cols[7], dtype=np.int64),
+        cluster_id=np.array([-1 if c is None else c for c in cols[8]], dtype=np.int64),
+        clustered=np.array(cols[9], dtype=bool),
     )
 
 

@@ -44,7 +44,7 @@ def same_photo_pairs(photo_id: np.ndarray) -> list[tuple[int, int]]:
     """Row pairs of faces that come from the same photo (they are different people)."""
     photo_id = np.asarray(photo_id)
     order = np.argsort(photo_id, kind="stable")
-    ids, starts, counts = np.unique(photo_id[order], return_index=True, return_counts=True)
+    _, starts, counts = np.unique(photo_id[order], return_index=True, return_counts=True)
     shared = counts > 1  # most photos hold one face: group only the others
     groups = [order[a:a + c].tolist() for a, c in zip(starts[shared], counts[shared])]
     groups.sort(key=lambda rows: rows[0])  # in order of first appearance, as before

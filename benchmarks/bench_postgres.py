@@ -7,7 +7,15 @@ faceprint's LFW View 1 vectors), then searched one query at a time through ``Gal
 (numpy). The queries are split in halves: pgvector's ``ef_search`` is chosen on the tuning half
 (the smallest width of ``--ef`` whose recall@1 reaches 0.99) and every row reports the other
 half. Postgres runs on the ``pgserver`` wheel (PostgreSQL 16 + pgvector) over a Unix socket, on
-this machine.
+this machine. Every Postgres row also prints the server backend's CPU time per query (its
+``/proc/PID/stat``) and the client's, which hold better than wall time on a shared machine.
+
+``--ivfflat LISTS`` builds pgvector's IVFFlat index (``lists`` k-means cells) instead of HNSW on
+the bulk-filled galleries (``--bulk-from``; a database of its own, ``bench{N}_ivfflat``, whose
+index is rebuilt when a later run asks for other ``lists``). The number of cells scanned per
+query, ``ivfflat.probes``, is then chosen on the tuning half from ``--probes`` (the smallest
+reaching 0.99) and set through the connection URI (``options=-c ivfflat.probes=P``), so the
+search is still ``Gallery.search``.
 
 ``--replicas`` also measures how soon a face enrolled through one process is found by another
 process polling the same Postgres gallery (the two-replica service case).
@@ -75,10 +83,30 @@ def enroll(gallery, base: np.ndarray) -> tuple[np.ndarray, float]:
     return np.array(ids, np.int64), len(base) / (time.perf_counter() - t)
 
 
-def bulk_load(uri: str, base: np.ndarray, graph: tuple[int, int]) -> tuple[np.ndarray, float]:
-    """Fill the gallery's tables with ``COPY`` and build the HNSW index (``graph`` = m,
-    ef_construction) afterwards (what a migration of an existing collection would do; not the
-    ``add_faces`` path): sample ids in ``base`` order and the index build seconds."""
+def hnsw_ddl(graph: tuple[int, int]) -> str:
+    """The gallery's HNSW index with ``graph`` = (m, ef_construction)."""
+    return (f"CREATE INDEX samples_hnsw ON samples USING hnsw (vector vector_l2_ops) "
+            f"WITH (m = {graph[0]}, ef_construction = {graph[1]})")
+
+
+def ivfflat_ddl(lists: int) -> str:
+    """An IVFFlat index of ``lists`` cells in place of the gallery's HNSW index."""
+    return f"CREATE INDEX samples_ivfflat ON samples USING ivfflat (vector vector_l2_ops) WITH (lists = {lists})"
+
+
+def build_index(conn, ddl: str) -> float:
+    """Run the ``CREATE INDEX`` statement ``ddl`` with build memory; seconds taken."""
+    conn.execute("SET maintenance_work_mem = '4GB'")
+    conn.execute("SET max_parallel_maintenance_workers = 2")
+    t = time.perf_counter()
+    conn.execute(ddl)
+    return time.perf_counter() - t
+
+
+def bulk_load(uri: str, base: np.ndarray, ddl: str) -> tuple[np.ndarray, float]:
+    """Fill the gallery's tables with ``COPY`` and build the index (``ddl``, a ``CREATE INDEX``)
+    afterwards (what a migration of an existing collection would do; not the ``add_faces``
+    path): sample ids in ``base`` order and the index build seconds."""
     import psycopg
     from pgvector.psycopg import register_vector
 
@@ -100,12 +128,8 @@ def bulk_load(uri: str, base: np.ndarray, graph: tuple[int, int]) -> tuple[np.nd
                 cp.write_row((i + 1, i // PER + 1, MODEL, base[i], 0.0))
         conn.execute("SELECT setval('samples_id_seq', %s), setval('people_id_seq', %s)",
                      (len(base), len(base) // PER))
-        conn.execute("SET maintenance_work_mem = '4GB'")
-        conn.execute("SET max_parallel_maintenance_workers = 2")
-        t = time.perf_counter()
-        conn.execute(f"CREATE INDEX samples_hnsw ON samples USING hnsw (vector vector_l2_ops) "
-                     f"WITH (m = {graph[0]}, ef_construction = {graph[1]})")
-        build = time.perf_counter() - t
+        build = build_index(conn, ddl)
+        conn.execute("VACUUM ANALYZE samples")  # hint bits and statistics, as autovacuum would leave them
     return np.arange(1, len(base) + 1, dtype=np.int64), build
 
 
@@ -125,9 +149,40 @@ def filled(uri: str, base: np.ndarray) -> bool:
     return all(i in got and np.allclose(got[i].to_numpy(), base[i - 1]) for i in probe)
 
 
-def diagnose(uri: str, query: np.ndarray, ef: int) -> None:
-    """Print the server's memory settings, the HNSW index's size and definition, and the buffers
-    one search at ``ef`` touches (shared hit = in PostgreSQL's buffers, read = from the OS)."""
+def ivfflat_lists(uri: str) -> int | None:
+    """The ``lists`` of the database's IVFFlat index, ``None`` without one."""
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        row = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'samples_ivfflat'").fetchone()
+    return None if row is None else int(row[0].split("lists='")[1].split("'")[0])
+
+
+def rebuild_ivfflat(uri: str, lists: int) -> float:
+    """Replace the database's vector index by an IVFFlat index of ``lists`` cells; build seconds."""
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("DROP INDEX IF EXISTS samples_hnsw")
+        conn.execute("DROP INDEX IF EXISTS samples_ivfflat")
+        return build_index(conn, ivfflat_ddl(lists))
+
+
+def with_probes(uri: str, probes: int) -> str:
+    """``uri`` with ``ivfflat.probes`` set on every connection (libpq ``options``)."""
+    return f"{uri}{'&' if '?' in uri else '?'}options=-c%20ivfflat.probes%3D{probes}"
+
+
+def backend_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the server process ``pid`` (same machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def diagnose(uri: str, query: np.ndarray, index: str, setting: str) -> None:
+    """Print the server's memory settings, the vector ``index``'s size and definition, and the
+    buffers one search touches after ``SET LOCAL setting`` (e.g. ``hnsw.ef_search = 400``;
+    shared hit = in PostgreSQL's buffers, read = from the OS)."""
     import psycopg
     from pgvector.psycopg import register_vector
 
@@ -135,11 +190,11 @@ def diagnose(uri: str, query: np.ndarray, ef: int) -> None:
         register_vector(conn)
         for name in ("shared_buffers", "effective_cache_size", "jit", "max_parallel_workers_per_gather"):
             print(f"  {name} = {conn.execute(f'SHOW {name}').fetchone()[0]}")
-        size, definition = conn.execute("SELECT pg_size_pretty(pg_relation_size('samples_hnsw')), indexdef "
-                                        "FROM pg_indexes WHERE indexname = 'samples_hnsw'").fetchone()
-        print(f"  samples_hnsw: {size}; {definition}")
+        size, definition = conn.execute(f"SELECT pg_size_pretty(pg_relation_size('{index}')), indexdef "
+                                        f"FROM pg_indexes WHERE indexname = '{index}'").fetchone()
+        print(f"  {index}: {size}; {definition}")
         with conn.transaction():
-            conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+            conn.execute(f"SET LOCAL {setting}")
             plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS) SELECT id, person_id FROM samples "
                                 "ORDER BY vector <-> %s LIMIT 1", (query,)).fetchall()
         for (line,) in plan:
@@ -158,23 +213,47 @@ def timed_search(gallery, queries: np.ndarray) -> tuple[np.ndarray, float, float
     return np.array(got), *percentiles(times)
 
 
+def cpu_search(uri: str, options: dict, queries: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
+    """:func:`timed_search` through a fresh ``open_gallery(uri, **options)``, plus the server
+    backend's and this process's CPU ms per query."""
+    from faceprint.gallery import open_gallery
+
+    with open_gallery(uri, **options) as g:
+        pid = g._conn.info.backend_pid  # the gallery's one connection (a benchmark may look inside)
+        server, client = backend_cpu_s(pid), time.process_time()
+        got, p50, p99 = timed_search(g, queries)
+        server, client = backend_cpu_s(pid) - server, time.process_time() - client
+    return got, p50, p99, server * 1000 / len(queries), client * 1000 / len(queries)
+
+
 def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_truth: np.ndarray,
                   report_q: np.ndarray, report_truth: np.ndarray, efs: list[int], exact_queries: int,
-                  bulk: bool, graph: tuple[int, int]) -> list[tuple]:
+                  bulk: bool, graph: tuple[int, int], ivfflat: int = 0, probes: list[int] | None = None) -> list[tuple]:
+    """The Postgres rows of one size: HNSW (``ef_search`` tuned over ``efs``) or, with
+    ``ivfflat`` lists, IVFFlat (``ivfflat.probes`` tuned over ``probes``); then exact search."""
     from faceprint.gallery import open_gallery
     from faceprint.gallery.postgres import auto_ef_search
 
-    if filled(uri, base):
+    kept = filled(uri, base)
+    if kept:
         ids, rate_text = np.arange(1, len(base) + 1, dtype=np.int64), "kept from an earlier run"
         print(f"  {uri.split('?')[0]}: {n:,} faces kept from an earlier run", flush=True)
+        if ivfflat and ivfflat_lists(uri) != ivfflat:
+            build = rebuild_ivfflat(uri, ivfflat)
+            rate_text = f"kept faces; IVFFlat build {build:.0f} s"
+            print(f"  IVFFlat index of {ivfflat} lists built in {build:.0f} s", flush=True)
     elif bulk:
-        ids, build = bulk_load(uri, base, graph)
-        rate_text = f"bulk COPY; HNSW build {build:.0f} s"
+        ids, build = bulk_load(uri, base, ivfflat_ddl(ivfflat) if ivfflat else hnsw_ddl(graph))
+        rate_text = f"bulk COPY; {'IVFFlat' if ivfflat else 'HNSW'} build {build:.0f} s"
+        print(f"  {rate_text}", flush=True)
     else:
         g = open_gallery(uri)
         ids, rate = enroll(g, base)
         g.close()
         rate_text = f"{rate:,.0f}"
+    if ivfflat:
+        return ivfflat_rows(uri, n, ids, tune_q, tune_truth, report_q, report_truth, exact_queries, ivfflat,
+                            probes or [1], rate_text)
     timed_search(open_gallery(uri), report_q[:50])  # warm the server's caches
     tuned = []
     for ef in efs:
@@ -183,7 +262,7 @@ def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_t
         tuned.append((ef, float(np.mean(got == ids[tune_truth]))))
         print(f"  tuning half: ef_search {ef}: recall@1 {tuned[-1][1]:.4f}", flush=True)
     chosen = next((ef for ef, r in tuned if r >= 0.99), efs[-1])
-    diagnose(uri, report_q[0], chosen)
+    diagnose(uri, report_q[0], "samples_hnsw", f"hnsw.ef_search = {chosen}")
     rows = []
     for label, options, q, truth in ((f"HNSW, ef_search {chosen} (chosen on the tuning half)", {"ef_search": chosen},
                                       report_q, report_truth),
@@ -193,11 +272,42 @@ def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_t
                                       report_truth[:exact_queries])):
         if "default" in label and auto_ef_search(n) == chosen:
             continue
-        with open_gallery(uri, **options) as g:
-            got, p50, p99 = timed_search(g, q)
+        got, p50, p99, server_ms, client_ms = cpu_search(uri, options, q)
         rows.append(("PostgreSQL + pgvector", f"{n:,}", label, f"{p50:.2f}", f"{p99:.2f}",
                      f"{np.mean(got == ids[truth]):.4f}", str(len(q)), rate_text))
-        print(rows[-1], flush=True)
+        print(rows[-1], f"server CPU {server_ms:.2f} ms/query, client CPU {client_ms:.2f} ms/query", flush=True)
+    return rows
+
+
+def ivfflat_rows(uri: str, n: int, ids: np.ndarray, tune_q: np.ndarray, tune_truth: np.ndarray,
+                 report_q: np.ndarray, report_truth: np.ndarray, exact_queries: int, lists: int,
+                 probes: list[int], rate_text: str) -> list[tuple]:
+    """IVFFlat rows: ``ivfflat.probes`` chosen on the tuning half (smallest of ``probes`` reaching
+    recall@1 0.99), pgvector's default of 1 probe, and exact search, all on the report half."""
+    from faceprint.gallery import open_gallery
+
+    timed_search(open_gallery(with_probes(uri, probes[-1])), report_q[:50])  # warm the server's caches
+    tuned = []
+    for p in probes:
+        got, p50, _, server_ms, _ = cpu_search(with_probes(uri, p), {}, tune_q)
+        tuned.append((p, float(np.mean(got == ids[tune_truth]))))
+        print(f"  tuning half: ivfflat.probes {p}: recall@1 {tuned[-1][1]:.4f} (p50 {p50:.2f} ms, "
+              f"server CPU {server_ms:.2f} ms/query)", flush=True)
+    chosen = next((p for p, r in tuned if r >= 0.99), probes[-1])
+    how = "chosen on the tuning half" if dict(tuned)[chosen] >= 0.99 else "the widest tried: none reached 0.99 on tuning"
+    diagnose(uri, report_q[0], "samples_ivfflat", f"ivfflat.probes = {chosen}")
+    rows = []
+    for label, target, options, q, truth in (
+            (f"IVFFlat, lists {lists}, probes {chosen} ({how})", with_probes(uri, chosen), {},
+             report_q, report_truth),
+            (f"IVFFlat, lists {lists}, probes 1 (pgvector's default)", uri, {}, report_q, report_truth),
+            ("exact (exact=True)", uri, {"exact": True}, report_q[:exact_queries], report_truth[:exact_queries])):
+        if "default" in label and chosen == 1:
+            continue
+        got, p50, p99, server_ms, client_ms = cpu_search(target, options, q)
+        rows.append(("PostgreSQL + pgvector", f"{n:,}", label, f"{p50:.2f}", f"{p99:.2f}",
+                     f"{np.mean(got == ids[truth]):.4f}", str(len(q)), rate_text))
+        print(rows[-1], f"server CPU {server_ms:.2f} ms/query, client CPU {client_ms:.2f} ms/query", flush=True)
     return rows
 
 
@@ -295,6 +405,11 @@ def main() -> None:
     parser.add_argument("--graph", default=None, metavar="M,EF_CONSTRUCTION",
                         help="HNSW graph of the bulk-filled galleries (default: the gallery's HNSW_M, "
                              "HNSW_EF_CONSTRUCTION); another graph gets a database of its own")
+    parser.add_argument("--ivfflat", type=int, default=0, metavar="LISTS",
+                        help="an IVFFlat index of LISTS cells instead of HNSW on the bulk-filled galleries "
+                             "(database bench{N}_ivfflat; needs --bulk-from)")
+    parser.add_argument("--probes", default="1,5,10,20,40,80",
+                        help="ivfflat.probes tried on the tuning half (with --ivfflat)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
 
@@ -318,12 +433,16 @@ def main() -> None:
                 truth = exact_truth(base, queries)[0]
                 tune, report = np.arange(0, len(queries), 2), np.arange(1, len(queries), 2)
                 bulk = bool(args.bulk_from) and n >= args.bulk_from
-                name = f"bench{n}" if not bulk or graph == default_graph else f"bench{n}_m{graph[0]}_efc{graph[1]}"
+                if args.ivfflat and not bulk:
+                    parser.error(f"--ivfflat needs --bulk-from at most {n} (the index is built after the fill)")
+                name = (f"bench{n}_ivfflat" if args.ivfflat else
+                        f"bench{n}" if not bulk or graph == default_graph else f"bench{n}_m{graph[0]}_efc{graph[1]}")
                 if name not in server.psql("SELECT datname FROM pg_database;").split():
                     server.psql(f"CREATE DATABASE {name};")
                 uri = f"{head.rsplit('/', 1)[0]}/{name}?{query}"
                 rows += postgres_rows(uri, n, base, queries[tune], truth[tune], queries[report], truth[report], efs,
-                                      args.exact_queries, bulk, graph)
+                                      args.exact_queries, bulk, graph, args.ivfflat,
+                                      [int(p) for p in args.probes.split(",")])
                 if not args.no_sqlite:
                     rows += sqlite_rows(Path(tmp), n, base, queries[report], truth[report])
                     print(rows[-1], flush=True)

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -566,3 +567,51 @@ def test_help_into_a_closed_pipe_exits_without_a_traceback() -> None:
                           text=True, timeout=120, check=False)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip() == "", proc.stderr
+
+
+_QUICK_EXIT_PROBE = """
+import atexit, sys, tempfile, threading, time
+from faceprint.cli import common
+scratch = tempfile.TemporaryDirectory()  # removed by a weakref finaliser, which exit handlers run
+print(scratch.name, file=sys.stderr)
+atexit.register(lambda: print("exit handlers ran", file=sys.stderr))
+class Teardown:  # freed by the interpreter's teardown, which a quick exit skips
+    def __del__(self):
+        print("teardown ran", file=sys.stderr)
+kept = Teardown()
+if sys.argv[1] == "with-thread":  # a thread of the user's: the process must wait for it
+    threading.Thread(target=lambda: (time.sleep(3), print("thread finished", file=sys.stderr))).start()
+sys.argv = ["faceprint", *sys.argv[2:]]
+common.main()
+"""
+
+
+@pytest.mark.parametrize("thread", ["alone", "with-thread"])
+def test_quick_exit_runs_exit_handlers_and_keeps_the_output(people: Path, tmp_path: Path, thread: str) -> None:
+    """``verify`` ends without the interpreter's teardown, but only after its output, the exit
+    handlers and the temporary folders' finalisers; a thread that is not the pipeline's keeps
+    the normal exit (it is waited for)."""
+    a, b = people / "obama.jpg", people / "biden.jpg"
+    for full in ("", "1"):
+        proc = subprocess.run([sys.executable, "-c", _QUICK_EXIT_PROBE, thread, "verify", str(a), str(b), "--json"],
+                              env={**_env(), "FACEPRINT_FULL_EXIT": full}, capture_output=True, text=True,
+                              timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["match"] is False  # the whole JSON reached the pipe
+        lines = proc.stderr.splitlines()
+        assert "exit handlers ran" in lines and not Path(lines[0]).exists()
+        assert ("thread finished" in lines) == (thread == "with-thread")
+        if thread == "alone":  # the teardown is skipped only by a quick exit
+            assert ("teardown ran" in lines) == (full == "1")
+    # a failure keeps its exit code and its one line
+    proc = subprocess.run([sys.executable, "-c", _QUICK_EXIT_PROBE, thread, "verify", str(a), str(tmp_path / "none.jpg")],
+                          env=_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 3 and "error:" in proc.stderr and "exit handlers ran" in proc.stderr
+
+
+def test_quick_exit_is_only_for_commands_that_write_nothing() -> None:
+    from faceprint.cli.common import QUICK_EXIT, _command
+
+    assert _command(["--debug", "verify", "a.jpg", "b.jpg"]) == "verify" and _command(["--help"]) is None
+    assert {"verify", "detect", "embed"} <= QUICK_EXIT
+    assert not QUICK_EXIT & {"enroll", "identify", "index", "cluster", "video", "serve", "train", "people"}

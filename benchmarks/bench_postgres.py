@@ -226,6 +226,17 @@ def cpu_search(uri: str, options: dict, queries: np.ndarray) -> tuple[np.ndarray
     return got, p50, p99, server * 1000 / len(queries), client * 1000 / len(queries)
 
 
+def measured_row(uri: str, options: dict, queries: np.ndarray, truth_ids: np.ndarray, n: int, label: str,
+                 rate_text: str) -> tuple:
+    """One table row: ``queries`` searched through :func:`cpu_search`, recall@1 against
+    ``truth_ids``; printed with the server's and client's CPU per query."""
+    got, p50, p99, server_ms, client_ms = cpu_search(uri, options, queries)
+    row = ("PostgreSQL + pgvector", f"{n:,}", label, f"{p50:.2f}", f"{p99:.2f}", f"{np.mean(got == truth_ids):.4f}",
+           str(len(queries)), rate_text)
+    print(row, f"server CPU {server_ms:.2f} ms/query, client CPU {client_ms:.2f} ms/query", flush=True)
+    return row
+
+
 def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_truth: np.ndarray,
                   report_q: np.ndarray, report_truth: np.ndarray, efs: list[int], exact_queries: int,
                   bulk: bool, graph: tuple[int, int], ivfflat: int = 0, probes: list[int] | None = None) -> list[tuple]:
@@ -272,10 +283,7 @@ def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_t
                                       report_truth[:exact_queries])):
         if "default" in label and auto_ef_search(n) == chosen:
             continue
-        got, p50, p99, server_ms, client_ms = cpu_search(uri, options, q)
-        rows.append(("PostgreSQL + pgvector", f"{n:,}", label, f"{p50:.2f}", f"{p99:.2f}",
-                     f"{np.mean(got == ids[truth]):.4f}", str(len(q)), rate_text))
-        print(rows[-1], f"server CPU {server_ms:.2f} ms/query, client CPU {client_ms:.2f} ms/query", flush=True)
+        rows.append(measured_row(uri, options, q, ids[truth], n, label, rate_text))
     return rows
 
 
@@ -304,10 +312,7 @@ def ivfflat_rows(uri: str, n: int, ids: np.ndarray, tune_q: np.ndarray, tune_tru
             ("exact (exact=True)", uri, {"exact": True}, report_q[:exact_queries], report_truth[:exact_queries])):
         if "default" in label and chosen == 1:
             continue
-        got, p50, p99, server_ms, client_ms = cpu_search(target, options, q)
-        rows.append(("PostgreSQL + pgvector", f"{n:,}", label, f"{p50:.2f}", f"{p99:.2f}",
-                     f"{np.mean(got == ids[truth]):.4f}", str(len(q)), rate_text))
-        print(rows[-1], f"server CPU {server_ms:.2f} ms/query, client CPU {client_ms:.2f} ms/query", flush=True)
+        rows.append(measured_row(target, options, q, ids[truth], n, label, rate_text))
     return rows
 
 

@@ -17,8 +17,16 @@ query, ``ivfflat.probes``, is then chosen on the tuning half from ``--probes`` (
 reaching 0.99) and set through the connection URI (``options=-c ivfflat.probes=P``), so the
 search is still ``Gallery.search``.
 
+Every size also gets the rows of the in-process graph (``local_index``, the default search of a
+Postgres gallery from 50,000 faces; ``--no-local`` skips them): the graph is built from the
+server's rows in this process (timed) and saved, then a new process loads it (timed), tunes
+its width on the tuning half and searches the report half at the default width and the chosen
+one. ``--no-hnsw`` makes bulk fills build no pgvector index (its 1M build takes ~15 minutes):
+only the graph and exact rows. ``--sqlite-up-to N`` leaves the SQLite rows out above N faces.
+
 ``--replicas`` also measures how soon a face enrolled through one process is found by another
-process polling the same Postgres gallery (the two-replica service case).
+process polling the same Postgres gallery (the two-replica service case): by its photo hash
+(a SQL lookup), and by ``search`` on the in-process graph of the last size's gallery.
 
 ``--pgdata DIR`` keeps the server's data folder: a later run with the same folder searches a
 database that already holds the faces instead of filling it again (a 1M fill and index build
@@ -118,6 +126,8 @@ def bulk_load(uri: str, base: np.ndarray, ddl: str) -> tuple[np.ndarray, float]:
     with psycopg.connect(uri, autocommit=True) as conn:
         register_vector(conn)
         conn.execute("DROP INDEX samples_hnsw")
+        # a writer of samples counts its write, as add_faces does (in-process graphs follow it)
+        conn.execute("UPDATE gallery_meta SET value = (value::bigint + 1)::text WHERE key = 'version'")
         with conn.cursor().copy("COPY people (id, name, metadata, created_at) FROM STDIN") as cp:
             for p in range(1, len(base) // PER):
                 cp.write_row((p + 1, f"p{p}", "{}", 0.0))
@@ -128,7 +138,7 @@ def bulk_load(uri: str, base: np.ndarray, ddl: str) -> tuple[np.ndarray, float]:
                 cp.write_row((i + 1, i // PER + 1, MODEL, base[i], 0.0))
         conn.execute("SELECT setval('samples_id_seq', %s), setval('people_id_seq', %s)",
                      (len(base), len(base) // PER))
-        build = build_index(conn, ddl)
+        build = build_index(conn, ddl) if ddl else 0.0
         conn.execute("VACUUM ANALYZE samples")  # hint bits and statistics, as autovacuum would leave them
     return np.arange(1, len(base) + 1, dtype=np.int64), build
 
@@ -219,10 +229,15 @@ def cpu_search(uri: str, options: dict, queries: np.ndarray) -> tuple[np.ndarray
     from faceprint.gallery import open_gallery
 
     with open_gallery(uri, **options) as g:
-        pid = g._conn.info.backend_pid  # the gallery's one connection (a benchmark may look inside)
-        server, client = backend_cpu_s(pid), time.process_time()
-        got, p50, p99 = timed_search(g, queries)
-        server, client = backend_cpu_s(pid) - server, time.process_time() - client
+        return measured_search(g, queries)
+
+
+def measured_search(g, queries: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
+    """:func:`timed_search` on an open gallery, plus the server backend's and this process's CPU ms per query."""
+    pid = g._conn.info.backend_pid  # the gallery's one connection (a benchmark may look inside)
+    server, client = backend_cpu_s(pid), time.process_time()
+    got, p50, p99 = timed_search(g, queries)
+    server, client = backend_cpu_s(pid) - server, time.process_time() - client
     return got, p50, p99, server * 1000 / len(queries), client * 1000 / len(queries)
 
 
@@ -239,9 +254,11 @@ def measured_row(uri: str, options: dict, queries: np.ndarray, truth_ids: np.nda
 
 def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_truth: np.ndarray,
                   report_q: np.ndarray, report_truth: np.ndarray, efs: list[int], exact_queries: int,
-                  bulk: bool, graph: tuple[int, int], ivfflat: int = 0, probes: list[int] | None = None) -> list[tuple]:
-    """The Postgres rows of one size: HNSW (``ef_search`` tuned over ``efs``) or, with
-    ``ivfflat`` lists, IVFFlat (``ivfflat.probes`` tuned over ``probes``); then exact search."""
+                  bulk: bool, graph: tuple[int, int], ivfflat: int = 0, probes: list[int] | None = None,
+                  local: bool = True, hnsw: bool = True) -> list[tuple]:
+    """The Postgres rows of one size: the in-process graph (``local``, see :func:`local_rows`),
+    HNSW (``ef_search`` tuned over ``efs``; not built with a bulk fill when ``hnsw`` is false) or,
+    with ``ivfflat`` lists, IVFFlat (``ivfflat.probes`` tuned over ``probes``); then exact search."""
     from faceprint.gallery import open_gallery
     from faceprint.gallery.postgres import auto_ef_search
 
@@ -254,8 +271,9 @@ def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_t
             rate_text = f"kept faces; IVFFlat build {build:.0f} s"
             print(f"  IVFFlat index of {ivfflat} lists built in {build:.0f} s", flush=True)
     elif bulk:
-        ids, build = bulk_load(uri, base, ivfflat_ddl(ivfflat) if ivfflat else hnsw_ddl(graph))
-        rate_text = f"bulk COPY; {'IVFFlat' if ivfflat else 'HNSW'} build {build:.0f} s"
+        ids, build = bulk_load(uri, base, ivfflat_ddl(ivfflat) if ivfflat else hnsw_ddl(graph) if hnsw else "")
+        rate_text = f"bulk COPY; {'IVFFlat' if ivfflat else 'HNSW'} build {build:.0f} s" if ivfflat or hnsw \
+            else "bulk COPY, no server index"
         print(f"  {rate_text}", flush=True)
     else:
         g = open_gallery(uri)
@@ -265,23 +283,27 @@ def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_t
     if ivfflat:
         return ivfflat_rows(uri, n, ids, tune_q, tune_truth, report_q, report_truth, exact_queries, ivfflat,
                             probes or [1], rate_text)
-    timed_search(open_gallery(uri), report_q[:50])  # warm the server's caches
+    server_only = {"local_index": "off"}  # pgvector's HNSW on the server, not the in-process graph
+    rows = local_rows(uri, n, tune_q, ids[tune_truth], report_q, ids[report_truth], rate_text) if local else []
+    if not hnsw:
+        return rows + [measured_row(uri, {"exact": True}, report_q[:exact_queries], ids[report_truth[:exact_queries]],
+                                    n, "exact (exact=True)", rate_text)]
+    timed_search(open_gallery(uri, **server_only), report_q[:50])  # warm the server's caches
     tuned = []
     for ef in efs:
-        with open_gallery(uri, ef_search=ef) as g:
+        with open_gallery(uri, ef_search=ef, **server_only) as g:
             got, _, _ = timed_search(g, tune_q)
         tuned.append((ef, float(np.mean(got == ids[tune_truth]))))
         print(f"  tuning half: ef_search {ef}: recall@1 {tuned[-1][1]:.4f}", flush=True)
     chosen = next((ef for ef, r in tuned if r >= 0.99), efs[-1])
     diagnose(uri, report_q[0], "samples_hnsw", f"hnsw.ef_search = {chosen}")
-    rows = []
-    for label, options, q, truth in ((f"HNSW, ef_search {chosen} (chosen on the tuning half)", {"ef_search": chosen},
-                                      report_q, report_truth),
-                                     (f"HNSW, ef_search auto = {auto_ef_search(n)} (default)", {}, report_q,
+    for label, options, q, truth in ((f"HNSW, ef_search {chosen} (chosen on the tuning half)",
+                                      {"ef_search": chosen, **server_only}, report_q, report_truth),
+                                     (f"HNSW, ef_search auto = {auto_ef_search(n)}", server_only, report_q,
                                       report_truth),
                                      ("exact (exact=True)", {"exact": True}, report_q[:exact_queries],
                                       report_truth[:exact_queries])):
-        if "default" in label and auto_ef_search(n) == chosen:
+        if "auto" in label and auto_ef_search(n) == chosen:
             continue
         rows.append(measured_row(uri, options, q, ids[truth], n, label, rate_text))
     return rows
@@ -294,10 +316,11 @@ def ivfflat_rows(uri: str, n: int, ids: np.ndarray, tune_q: np.ndarray, tune_tru
     recall@1 0.99), pgvector's default of 1 probe, and exact search, all on the report half."""
     from faceprint.gallery import open_gallery
 
-    timed_search(open_gallery(with_probes(uri, probes[-1])), report_q[:50])  # warm the server's caches
+    server_only = {"local_index": "off"}
+    timed_search(open_gallery(with_probes(uri, probes[-1]), **server_only), report_q[:50])  # warm the caches
     tuned = []
     for p in probes:
-        got, p50, _, server_ms, _ = cpu_search(with_probes(uri, p), {}, tune_q)
+        got, p50, _, server_ms, _ = cpu_search(with_probes(uri, p), server_only, tune_q)
         tuned.append((p, float(np.mean(got == ids[tune_truth]))))
         print(f"  tuning half: ivfflat.probes {p}: recall@1 {tuned[-1][1]:.4f} (p50 {p50:.2f} ms, "
               f"server CPU {server_ms:.2f} ms/query)", flush=True)
@@ -306,13 +329,84 @@ def ivfflat_rows(uri: str, n: int, ids: np.ndarray, tune_q: np.ndarray, tune_tru
     diagnose(uri, report_q[0], "samples_ivfflat", f"ivfflat.probes = {chosen}")
     rows = []
     for label, target, options, q, truth in (
-            (f"IVFFlat, lists {lists}, probes {chosen} ({how})", with_probes(uri, chosen), {},
+            (f"IVFFlat, lists {lists}, probes {chosen} ({how})", with_probes(uri, chosen), server_only,
              report_q, report_truth),
-            (f"IVFFlat, lists {lists}, probes 1 (pgvector's default)", uri, {}, report_q, report_truth),
+            (f"IVFFlat, lists {lists}, probes 1 (pgvector's default)", uri, server_only, report_q, report_truth),
             ("exact (exact=True)", uri, {"exact": True}, report_q[:exact_queries], report_truth[:exact_queries])):
         if "default" in label and chosen == 1:
             continue
         rows.append(measured_row(target, options, q, ids[truth], n, label, rate_text))
+    return rows
+
+
+LOCAL_SEARCHER = """
+import json, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+from bench_postgres import MODEL, measured_search, timed_search
+from faceprint import Embeddings
+from faceprint.gallery import open_gallery
+from faceprint.gallery.pglocal import EF
+data = np.load(sys.argv[2])
+t = time.perf_counter()
+g = open_gallery(sys.argv[1], **json.loads(sys.argv[4]))
+g.search(Embeddings(data["report_q"][:1], MODEL), k=1)  # loads the saved graph and catches up
+out = {"first_s": time.perf_counter() - t, "kind": type(g._local).__name__, "tuning": {}, "rows": {}}
+for ef in data["efs"]:
+    g._local.index.expansion_search = int(ef)
+    got = timed_search(g, data["tune_q"])[0]
+    out["tuning"][int(ef)] = float(np.mean(got == data["tune_ids"]))
+chosen = next((ef for ef, r in out["tuning"].items() if r >= 0.99), int(data["efs"][-1]))
+for ef in dict.fromkeys([EF, chosen]):
+    g._local.index.expansion_search = ef
+    got, p50, p99, server_ms, client_ms = measured_search(g, data["report_q"])
+    out["rows"][ef] = {"recall": float(np.mean(got == data["report_ids"])), "p50": p50, "p99": p99,
+                       "server_ms": server_ms, "client_ms": client_ms}
+g.close()
+out["chosen"] = chosen
+print(json.dumps(out))
+"""
+
+
+def local_rows(uri: str, n: int, tune_q: np.ndarray, tune_ids: np.ndarray, report_q: np.ndarray,
+               report_ids: np.ndarray, rate_text: str) -> list[tuple]:
+    """The in-process graph (``local_index``): built from the server's rows in this process
+    (timed, then saved), then searched by a fresh process that loads the saved graph, as a
+    second replica or a CLI call would (the defaults from 50,000 faces). Its search width is
+    also tuned there on the tuning half; the rows report the other half at the default width
+    and, when it differs, the chosen one."""
+    import json
+
+    from faceprint import Embeddings
+    from faceprint.gallery import open_gallery
+    from faceprint.gallery.pglocal import EF
+    from faceprint.gallery.postgres import LOCAL_INDEX_THRESHOLD
+
+    t = time.perf_counter()
+    with open_gallery(uri, local_index="on") as g:
+        g.search(Embeddings(report_q[:1], MODEL), k=1)
+        build = time.perf_counter() - t
+        size = g._local.index.serialized_bytes
+    print(f"  in-process graph: built from the server's rows in {build:.1f} s ({size / n:.0f} bytes/face)", flush=True)
+    default = n >= LOCAL_INDEX_THRESHOLD
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(Path(tmp) / "q.npz", tune_q=tune_q, tune_ids=tune_ids, report_q=report_q, report_ids=report_ids,
+                 efs=np.array([160, 256, 320, 400, 512]))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        out = subprocess.run([sys.executable, "-c", LOCAL_SEARCHER, uri, str(Path(tmp) / "q.npz"),
+                              str(Path(__file__).resolve().parent), json.dumps({} if default else {"local_index": "on"})],
+                             env=env, capture_output=True, text=True, check=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    print("  in-process graph, tuning half:", ", ".join(f"ef {ef} -> {r:.4f}" for ef, r in got["tuning"].items()),
+          f"(opened by a new process as {got['kind']}, first search {got['first_s']:.2f} s)", flush=True)
+    rows = []
+    for ef, m in got["rows"].items():
+        how = ("the default" if default else "local_index=on") if int(ef) == EF else "chosen on the tuning half"
+        rows.append(("PostgreSQL + in-process usearch graph", f"{n:,}", f"int8 graph, ef {ef} ({how}), re-ranked exactly",
+                     f"{m['p50']:.2f}", f"{m['p99']:.2f}", f"{m['recall']:.4f}", str(len(report_q)),
+                     f"{rate_text}; graph build {build:.0f} s, load in a new process {got['first_s']:.2f} s"))
+        print(rows[-1], f"server CPU {m['server_ms']:.2f} ms/query, client CPU {m['client_ms']:.2f} ms/query",
+              flush=True)
     return rows
 
 
@@ -344,8 +438,58 @@ for line in sys.stdin:
 """
 
 
+SEARCH_WATCHER = """
+import sys, time
+import numpy as np
+from faceprint import Embeddings
+from faceprint.gallery import open_gallery
+g = open_gallery(sys.argv[1], local_index="on")  # the default ("auto") from 50,000 faces
+g.search(Embeddings(np.zeros((1, 128), np.float32), sys.argv[2]), k=1)  # loads the graph
+print("ready", flush=True)
+for line in sys.stdin:
+    v = np.array([float(x) for x in line.split(",")], np.float32)[None]
+    while True:
+        hit = g.search(Embeddings(v, sys.argv[2]), k=1)[0]
+        if hit and hit[0].distance < 1e-4:
+            break
+    print(time.time(), flush=True)
+"""
+
+
+def local_replica_rows(uri: str, rounds: int, n: int) -> list[tuple]:
+    """Seconds from ``add_faces`` returning in this process to another process's ``search``
+    (the defaults: the in-process graph at this size) returning the new face; the faces are
+    removed again afterwards."""
+    from faceprint import Embeddings
+    from faceprint.gallery import open_gallery
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    watcher = subprocess.Popen([sys.executable, "-c", SEARCH_WATCHER, uri, MODEL], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env=env)
+    assert watcher.stdout.readline().strip() == "ready"
+    lags = []
+    rng = np.random.default_rng(6)
+    with open_gallery(uri) as g:
+        for i in range(rounds):
+            v = rng.normal(0, 0.09, 128).astype(np.float32)
+            watcher.stdin.write(",".join(f"{x:.9g}" for x in v) + "\n")
+            watcher.stdin.flush()
+            time.sleep(0.05)
+            g.add_faces(f"replica-{i}", Embeddings(v[None], MODEL))
+            done = time.time()
+            lags.append(float(watcher.stdout.readline()) - done)
+        for i in range(rounds):
+            g.remove(f"replica-{i}")
+    watcher.stdin.close()
+    watcher.wait(timeout=60)
+    lags_ms = np.array(lags) * 1000
+    return [(f"enrollment found by another process's search (in-process graph, {n:,} faces)",
+             f"{rounds} enrollments", f"{np.percentile(lags_ms, 50):.2f}", f"{lags_ms.max():.2f}")]
+
+
 def replica_rows(uri: str, rounds: int) -> list[tuple]:
-    """Seconds from ``add_faces`` returning in this process to another process finding the face."""
+    """Seconds from ``add_faces`` returning in this process to another process finding the face
+    by its photo hash (a SQL lookup)."""
     from faceprint import Embeddings
     from faceprint.gallery import open_gallery
 
@@ -367,7 +511,7 @@ def replica_rows(uri: str, rounds: int) -> list[tuple]:
     watcher.stdin.close()
     watcher.wait(timeout=30)
     lags_ms = np.array(lags) * 1000
-    return [("enrollment seen by another process", f"{rounds} enrollments", f"{np.percentile(lags_ms, 50):.2f}",
+    return [("enrollment seen by another process (photo hash lookup)", f"{rounds} enrollments", f"{np.percentile(lags_ms, 50):.2f}",
              f"{lags_ms.max():.2f}")]
 
 
@@ -397,6 +541,8 @@ def main() -> None:
                         help="npz of faceprint's LFW vectors (written if missing)")
     parser.add_argument("--tmp", type=Path, default=None, help="folder for the server's data and the SQLite files")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--sqlite-up-to", type=int, default=0,
+                        help="SQLite rows only for sizes up to this (0 = every size; its 1M fill takes ~30 min)")
     parser.add_argument("--bulk-from", type=int, default=0,
                         help="fill galleries of at least this many faces with COPY + one index build instead of "
                              "add_faces (0 = never); their enrollment column shows the build time")
@@ -415,6 +561,9 @@ def main() -> None:
                              "(database bench{N}_ivfflat; needs --bulk-from)")
     parser.add_argument("--probes", default="1,5,10,20,40,80",
                         help="ivfflat.probes tried on the tuning half (with --ivfflat)")
+    parser.add_argument("--no-local", action="store_true", help="skip the in-process graph rows")
+    parser.add_argument("--no-hnsw", action="store_true",
+                        help="bulk fills build no pgvector index: only the in-process graph and exact rows")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
 
@@ -428,6 +577,7 @@ def main() -> None:
     graph = default_graph if args.graph is None else tuple(int(v) for v in args.graph.split(","))
     rows: list[tuple] = []
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        os.environ["FACEPRINT_CACHE_DIR"] = str(Path(tmp) / "cache")  # every run builds the graph it times
         server = pgserver.get_server(args.pgdata or Path(tmp) / "pgdata",
                                      cleanup_mode="stop" if args.pgdata else "delete")
         configure(server, args.pg_setting)
@@ -447,16 +597,19 @@ def main() -> None:
                 uri = f"{head.rsplit('/', 1)[0]}/{name}?{query}"
                 rows += postgres_rows(uri, n, base, queries[tune], truth[tune], queries[report], truth[report], efs,
                                       args.exact_queries, bulk, graph, args.ivfflat,
-                                      [int(p) for p in args.probes.split(",")])
-                if not args.no_sqlite:
+                                      [int(p) for p in args.probes.split(",")], not args.no_local,
+                                      not (args.no_hnsw and bulk))
+                if not args.no_sqlite and (not args.sqlite_up_to or n <= args.sqlite_up_to):
                     rows += sqlite_rows(Path(tmp), n, base, queries[report], truth[report])
                     print(rows[-1], flush=True)
             print_table(("gallery", "faces", "search", "search p50 ms", "search p99 ms", "recall@1 vs exact",
                          "report queries", "enrolled faces/s"), rows, args.markdown)
             if args.replicas:
                 server.psql("DROP DATABASE IF EXISTS replicas; CREATE DATABASE replicas;")
-                print_table(("PostgreSQL", "rounds", "lag p50 ms", "lag max ms"),
-                            replica_rows(f"{head.rsplit('/', 1)[0]}/replicas?{query}", args.replicas), args.markdown)
+                lag = replica_rows(f"{head.rsplit('/', 1)[0]}/replicas?{query}", args.replicas)
+                if not args.no_local:
+                    lag += local_replica_rows(uri, args.replicas, n)
+                print_table(("PostgreSQL", "rounds", "lag p50 ms", "lag max ms"), lag, args.markdown)
         finally:
             server.cleanup()
 

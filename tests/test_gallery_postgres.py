@@ -52,7 +52,7 @@ def test_search_matches_a_plain_loop_exact_and_hnsw(pg_uri: str) -> None:
 def test_schema_version_and_vector_column(pg_uri: str) -> None:
     with open_gallery(pg_uri) as g:
         g.add_faces("a", emb(np.zeros((1, 128))))
-    assert sql(pg_uri, "SELECT version FROM faceprint_schema WHERE component = 'gallery'") == [(1,)]
+    assert sql(pg_uri, "SELECT version FROM faceprint_schema WHERE component = 'gallery'") == [(2,)]
     assert sql(pg_uri, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'samples'::regclass "
                        "AND attname = 'vector'") == [("vector(128)",)]
     assert "hnsw" in sql(pg_uri, "SELECT indexdef FROM pg_indexes WHERE indexname = 'samples_hnsw'")[0][0]

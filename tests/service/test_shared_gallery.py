@@ -109,6 +109,72 @@ def test_two_replicas_on_one_postgres_gallery_act_as_one(tmp_path: Path, pg_uri:
     assert list(tmp_path.iterdir()) == []  # nothing local: gallery and keys live in PostgreSQL
 
 
+def _bulk_gallery(uri: str, n: int, cwd: Path) -> None:
+    """A gallery of ``n`` synthetic dlib-shaped faces (one per person; the model's own Gaussian,
+    see ``phantom_faces``: isotropic random vectors are unlike faces, and a graph search over them
+    misses a real face enrolled among them), filled with COPY as a migration would, and its
+    in-process search graph built and saved by a fresh process, as a first replica leaves it."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    from faceprint import Embeddings
+    from faceprint.gallery import open_gallery
+    from faceprint.gallery.scoring import phantom_faces
+
+    faces = phantom_faces("dlib_resnet_v1", 2 * n)[n:]  # not the phantoms identify itself uses
+    with open_gallery(uri) as g:  # binds the model: the tables get their dimension
+        g.add_faces("filler-0", Embeddings(faces[:1], "dlib_resnet_v1"))
+    with psycopg.connect(uri, autocommit=True) as conn, conn.transaction():
+        register_vector(conn)
+        conn.execute("UPDATE gallery_meta SET value = (value::bigint + 1)::text WHERE key = 'version'")
+        with conn.cursor().copy("COPY people (id, name, created_at) FROM STDIN") as cp:
+            for i in range(2, n + 1):
+                cp.write_row((i, f"filler-{i - 1}", 0.0))
+        with conn.cursor().copy("COPY samples (id, person_id, model_id, vector, created_at) FROM STDIN "
+                                "WITH (FORMAT BINARY)") as cp:
+            cp.set_types(["int8", "int8", "text", "vector", "float8"])
+            for i, v in enumerate(faces[1:], start=2):
+                cp.write_row((i, i, "dlib_resnet_v1", v, 0.0))
+        conn.execute("SELECT setval('samples_id_seq', %s), setval('people_id_seq', %s)", (n, n))
+    build = ("import sys, numpy as np\n"
+             "from faceprint import Embeddings\n"
+             "from faceprint.gallery import open_gallery\n"
+             "with open_gallery(sys.argv[1], local_index='on') as g:\n"
+             "    g.search(Embeddings(np.zeros((1, 128)), 'dlib_resnet_v1'), k=1)\n")
+    built = subprocess.run([sys.executable, "-c", build, uri], cwd=cwd, env=_env(), capture_output=True, text=True,
+                           timeout=600, check=False)
+    assert built.returncode == 0, built.stderr
+
+
+def test_replicas_on_a_large_postgres_gallery_search_their_in_process_graphs(tmp_path: Path, pg_uri: str) -> None:
+    """50,000 faces: the default threshold of the in-process graph. Each replica loads the saved
+    graph and keeps it in step: an enrollment through one is identified by the other at once,
+    a removal through the other is gone from the first."""
+    import httpx
+
+    from faceprint.gallery.postgres import LOCAL_INDEX_THRESHOLD
+
+    _bulk_gallery(pg_uri, LOCAL_INDEX_THRESHOLD, tmp_path)
+    admin = new_key(pg_uri, "admin", tmp_path)
+    auth = {"Authorization": f"Bearer {admin['key']}"}
+    with start_replicas(pg_uri, 2, tmp_path) as urls:
+        one, other = urls
+        for url in urls:  # the first search decides; a saved graph exists, so both use it at once
+            got = httpx.post(url + "/v1/identify", headers=auth, files=_photo(*KNN, "test", "obama1.jpg"), timeout=60)
+            assert got.status_code == 200 and [f["name"] for f in got.json()["faces"]] == [None], got.text
+            assert httpx.get(url + "/healthz").json()["search"] == "in-process graph"
+        assert httpx.post(one + "/v1/people", headers=auth, json={"name": "Barack Obamá"}).status_code == 201
+        for photo in sorted(shared(*KNN, "train", "obama").iterdir()):
+            r = httpx.post(one + "/v1/people/Barack Obamá/faces", headers=auth,
+                           files={"image": (photo.name, photo.read_bytes())}, timeout=60)
+            assert r.status_code == 201, r.text
+        got = httpx.post(other + "/v1/identify", headers=auth, files=_photo(*KNN, "test", "obama1.jpg"), timeout=60)
+        assert got.status_code == 200 and [f["name"] for f in got.json()["faces"]] == ["Barack Obamá"], got.text
+        assert httpx.delete(other + "/v1/people/Barack Obamá", headers=auth).status_code in (200, 204)
+        got = httpx.post(one + "/v1/identify", headers=auth, files=_photo(*KNN, "test", "obama1.jpg"), timeout=60)
+        assert got.status_code == 200 and [f["name"] for f in got.json()["faces"]] == [None], got.text
+
+
 def test_serve_on_milvus_keeps_keys_in_keys_db(tmp_path: Path) -> None:
     pytest.importorskip("pymilvus", reason="Milvus tests need pymilvus: pip install 'faceprint[scale]'")
     pytest.importorskip("milvus_lite", reason="Milvus tests need milvus-lite: pip install 'faceprint[scale]'")

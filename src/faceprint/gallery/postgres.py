@@ -9,7 +9,11 @@ columns get their dimension, and ``samples`` its HNSW index (``vector_l2_ops`` o
 
 Every call is one transaction, so an enrollment is all-or-nothing, and no rows are cached in
 the process: several processes (service replicas) on one database see each other's writes at
-once. Person creation is ``INSERT ... ON CONFLICT``, so concurrent writers enrolling the same
+once. Version 2 of the tables adds the change counter (``gallery_meta.version``, raised first
+by every write that adds or deletes samples), the removal log ``sample_removals`` and the
+gallery's ``uuid``: what an in-process search graph (:mod:`faceprint.gallery.pglocal`,
+``local_index``) follows to stay in step, so a large gallery is searched in a few ms in each
+process while the server keeps the rows. Person creation is ``INSERT ... ON CONFLICT``, so concurrent writers enrolling the same
 new name share one person. What a search caches is only its width: the server's row estimate
 behind :func:`auto_ef_search` is re-read every :data:`ESTIMATE_TTL_S` seconds, and
 ``hnsw.ef_search`` is set on the session when it changes, so one query is one statement.
@@ -44,6 +48,9 @@ COMPONENT = "gallery"
 log = logging.getLogger(__name__)
 #: Seconds a search reuses the server's row estimate (:func:`auto_ef_search`) before re-reading it.
 ESTIMATE_TTL_S = 60.0
+#: ``local_index="auto"`` searches an in-process graph (:mod:`faceprint.gallery.pglocal`) from
+#: this many samples (the largest sample id, which never shrinks), the SQLite gallery's ANN bound.
+LOCAL_INDEX_THRESHOLD = 50_000
 #: HNSW graph degree and build width.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
@@ -91,6 +98,14 @@ MIGRATIONS: list[str] = [
         model_id TEXT NOT NULL,
         vector vector NOT NULL);
     """,
+    # version 2: the change counter and removal log that in-process search graphs follow
+    # (faceprint.gallery.pglocal), and the gallery's uuid that names their saved copies
+    """
+    INSERT INTO gallery_meta VALUES ('version', '0') ON CONFLICT (key) DO NOTHING;
+    INSERT INTO gallery_meta VALUES ('uuid', gen_random_uuid()::text) ON CONFLICT (key) DO NOTHING;
+    CREATE TABLE sample_removals (version BIGINT NOT NULL, sample_id BIGINT NOT NULL);
+    CREATE INDEX sample_removals_version ON sample_removals(version);
+    """,
 ]
 
 
@@ -101,6 +116,17 @@ class PostgresGallery(Gallery):
         uri: ``postgresql://user:pass@host:port/db`` (libpq URI; ``?host=/socket/dir`` works).
         model_id, metric: fix the gallery's model now (else the first ``add_faces`` does).
         exact: search every vector (a sequential scan) instead of the HNSW index.
+        local_index: where searches run. An in-process usearch graph of the gallery's vectors
+            (:mod:`faceprint.gallery.pglocal`, kept in step with the server before every search)
+            answers in a few ms at 1M faces where pgvector's HNSW walk takes tens, but building
+            it from the server's rows takes minutes at that size, so it is saved in the cache
+            folder. ``"auto"`` (the default): from ``local_threshold`` samples, with usearch
+            installed, the graph when a saved one exists (a one-off command never pays for a
+            build), else the server. ``"build"`` (what ``faceprint serve`` uses): as ``"auto"``,
+            and with no saved graph one is built in a background thread while searches go to
+            the server, then used. ``"on"``: always the graph (built on the first search if
+            needed). ``"off"``: always the server. Ignored with ``exact``.
+        local_threshold: see ``local_index``.
         ef_search: HNSW search width (more = better recall, slower); ``None`` = grows with the
             gallery (:func:`auto_ef_search` of the server's row estimate).
         policy: default :class:`~faceprint.gallery.scoring.OpenSetPolicy` for :meth:`identify`.
@@ -111,9 +137,16 @@ class PostgresGallery(Gallery):
     """
 
     def __init__(self, uri: str, *, model_id: str | None = None, metric: str | None = None, exact: bool = False,
-                 ef_search: int | None = None, policy: Any = None) -> None:
+                 ef_search: int | None = None, policy: Any = None, local_index: str = "auto",
+                 local_threshold: int = LOCAL_INDEX_THRESHOLD) -> None:
         if ef_search is not None and int(ef_search) < 1:
             raise ConfigError(f"ef_search must be >= 1, got {ef_search}")
+        if local_index not in ("auto", "build", "on", "off"):
+            raise ConfigError(f"local_index must be 'auto', 'build', 'on' or 'off', got {local_index!r}")
+        self.local_index, self.local_threshold = local_index, int(local_threshold)
+        self._local: Any = None  # the in-process graph (pglocal.LocalIndex) once used
+        self._builder: threading.Thread | None = None  # the background build of local_index="build"
+        self._local_checked: float | None = None  # monotonic time "auto" last looked at the size
         self._uri, self.uri = uri, parse_db(uri).display()
         self.exact, self.policy = bool(exact), policy
         self.ef_search = None if ef_search is None else int(ef_search)
@@ -249,6 +282,7 @@ class PostgresGallery(Gallery):
         pngs = [_png(chip) for chip in crops] if crops is not None else None
         vectors, now = np.asarray(embeddings.vectors, np.float32), time.time()
         with self._tx() as c:
+            _bump_version(c)
             row = c.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()
             if row is None and not create:
                 raise PersonNotFoundError(f"no person named {name!r} in {self.uri}")
@@ -296,8 +330,10 @@ class PostgresGallery(Gallery):
 
     def remove(self, name: str) -> int:
         with self._tx() as c:
+            version = _bump_version(c)
             pid = self._person_id(c, name)
-            n = c.execute("SELECT count(*) FROM samples WHERE person_id = %s", (pid,)).fetchone()[0]
+            n = c.execute("INSERT INTO sample_removals SELECT %s, id FROM samples WHERE person_id = %s",
+                          (version, pid)).rowcount
             c.execute("DELETE FROM people WHERE id = %s", (pid,))  # cascades to samples, crops
         return int(n)
 
@@ -315,6 +351,7 @@ class PostgresGallery(Gallery):
             self._bind(emb)
         now = time.time()
         with self._tx() as c:
+            _bump_version(c)
             pids = {p["name"]: self._insert_person(c, check_name(p["name"]), p.get("metadata")) for p in people}
             c.cursor().executemany(
                 "INSERT INTO samples (person_id, model_id, vector, source, created_at) VALUES (%s, %s, %s, %s, %s)",
@@ -396,6 +433,8 @@ class PostgresGallery(Gallery):
         # one query on the index is one statement: the width is a session setting (committed on
         # its own, so no rollback undoes it), set when it changes
         with self._session(transaction=False) as c:
+            if table == "samples" and self._use_local(c):
+                return self._local_neighbours(c, vectors, k)
             if not exact:
                 ef = max(self._auto_ef(c) if self.ef_search is None else self.ef_search, k)
                 if ef != self._session_ef:
@@ -406,6 +445,107 @@ class PostgresGallery(Gallery):
                     c.execute("SET LOCAL enable_indexscan = off")
                 for q in np.asarray(vectors, np.float32).reshape(len(vectors), -1):
                     out.append(c.execute(sql, (q, q, k)).fetchall())
+        return out
+
+    def _use_local(self, c: Any) -> bool:
+        """Whether searches go to the in-process graph (see ``local_index``); ``"auto"`` and
+        ``"build"`` look at the gallery again every :data:`ESTIMATE_TTL_S` seconds until it is used."""
+        if self.exact or self.local_index == "off":
+            return False
+        if self._local is not None or self.local_index == "on":
+            return True
+        now = time.monotonic()
+        if self._local_checked is not None and now - self._local_checked < ESTIMATE_TTL_S:
+            return False
+        self._local_checked = now
+        largest = c.execute("SELECT max(id) FROM samples").fetchone()[0]
+        if largest is None or int(largest) < self.local_threshold:
+            return False
+        try:
+            import usearch.index  # noqa: F401
+        except ImportError:
+            log.warning("%s: searching on the server (pgvector); install usearch for the faster in-process "
+                        "graph: pip install 'faceprint[postgres]'", self.uri)
+            self.local_index = "off"
+            return False
+        from .pglocal import saved_graphs
+
+        if saved_graphs(_graph_folder(), self._uuid(c)):
+            return True
+        if self.local_index == "build" and self._builder is None:
+            self._builder = threading.Thread(target=self._build_local, name="faceprint-pg-graph", daemon=True)
+            self._builder.start()
+        return False
+
+    @property
+    def search_backend(self) -> str:
+        """Where searches run now: ``"in-process graph"``, ``"pgvector (in-process graph
+        building)"`` or ``"pgvector"`` (see ``local_index``; decided at the first search)."""
+        if self._local is not None:
+            return "in-process graph"
+        if self._builder is not None and self._builder.is_alive():
+            return "pgvector (in-process graph building)"
+        return "pgvector"
+
+    def _uuid(self, c: Any) -> str:
+        return str(c.execute("SELECT value FROM gallery_meta WHERE key = 'uuid'").fetchone()[0])
+
+    def _build_local(self) -> None:
+        """Build (and save) the in-process graph on a connection of its own, then use it; until
+        then searches go to the server. A failure is logged and leaves the server search."""
+        from .pglocal import LocalIndex
+
+        try:
+            conn = connect(self._uri)
+            try:
+                version = int(conn.execute("SELECT value FROM gallery_meta WHERE key = 'version'").fetchone()[0])
+                log.info("%s: building the in-process search graph", self.uri)
+                local = LocalIndex(self._uuid(conn), self.dim, self.metric or "euclidean", _graph_folder())
+                local.sync(conn, version)
+                local.save()
+            finally:
+                conn.close()
+        except Exception as exc:  # noqa: BLE001 - a background thread: report, keep serving from the server
+            log.warning("%s: the in-process search graph was not built (%s); searching on the server", self.uri, exc)
+            return
+        with self._lock:
+            self._local = local
+
+    def _local_neighbours(self, c: Any, vectors: np.ndarray, k: int) -> list[list[tuple]]:
+        """:meth:`_nearest` on the in-process graph: each query's shortlist is re-ranked with the
+        stored vectors, read back with their owners and the gallery's change counter in one
+        statement (binary), so distances are exact and a just-deleted sample never comes back.
+        When the counter moved since the graph's last sync, the graph catches up and the search
+        runs once more: whatever was committed before the call is seen, and an unchanged gallery
+        costs one statement per search."""
+        from .pglocal import LocalIndex
+        from .scoring import distances
+
+        if self._local is None:
+            meta = dict(c.execute("SELECT key, value FROM gallery_meta WHERE key IN ('version', 'uuid')").fetchall())
+            self._local = LocalIndex(meta["uuid"], self.dim, self.metric or "euclidean", _graph_folder())
+            self._local.sync(c, int(meta["version"]))
+        queries = np.asarray(vectors, np.float32).reshape(len(vectors), -1)
+        for _attempt in range(2):  # a second round only after a catch-up
+            short = self._local.shortlist(queries, k)
+            wanted = [int(i) for i in np.unique(short[short >= 0])]
+            rows = c.cursor(binary=True).execute(
+                "SELECT m.value, s.id, p.name, s.vector FROM gallery_meta m LEFT JOIN (samples s JOIN people p "
+                "ON p.id = s.person_id) ON s.id = ANY(%s) WHERE m.key = 'version'", (wanted,)).fetchall()
+            version = int(rows[0][0])
+            if version == self._local.version:
+                break
+            self._local.sync(c, version)
+        found = {int(r[1]): (r[2], r[3].to_numpy()) for r in rows if r[1] is not None}
+        out = []
+        for q, row in zip(queries, short):
+            ids = [int(i) for i in row if int(i) in found]
+            if not ids:
+                out.append([])
+                continue
+            d = distances(q[None], np.stack([found[i][1] for i in ids]), self.metric or "euclidean")[0]
+            order = np.argsort(d, kind="stable")[:k]
+            out.append([(float(d[j]), ids[j], found[ids[j]][0]) for j in order])
         return out
 
     def _neighbours(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
@@ -425,6 +565,26 @@ class PostgresGallery(Gallery):
 
     def close(self) -> None:
         with self._lock:
+            if self._local is not None:
+                try:
+                    self._local.close()
+                except OSError as exc:  # a full or read-only cache folder costs only the next start
+                    log.warning("cannot save the search graph of %s (%s)", self.uri, exc)
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _graph_folder() -> Any:
+    """Where in-process graphs are saved: ``pg-index`` in the cache folder."""
+    from ..cache import cache_dir
+
+    return cache_dir() / "pg-index"
+
+
+def _bump_version(c: Any) -> int:
+    """Count a write that adds or deletes samples (first in its transaction): returns the new
+    ``gallery_meta.version``. The row lock it takes orders such writers one after another, which
+    is what lets in-process graphs follow the samples by id (:mod:`faceprint.gallery.pglocal`)."""
+    return int(c.execute("UPDATE gallery_meta SET value = (value::bigint + 1)::text WHERE key = 'version' "
+                         "RETURNING value").fetchone()[0])

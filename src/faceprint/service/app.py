@@ -79,7 +79,12 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
     metrics = Metrics()
     pipeline = pipeline if pipeline is not None else build_pipeline(settings)
     if gallery is None:
-        gallery = open_gallery(settings.db, model_id=pipeline.spec.model_id, metric=pipeline.spec.metric)
+        from ..dburi import parse_db
+
+        # a long-running replica builds the in-process search graph of a large Postgres gallery
+        # in the background (searches go to the server meanwhile); a one-off command does not
+        options = {"local_index": "build"} if parse_db(settings.db).kind == "postgresql" else {}
+        gallery = open_gallery(settings.db, model_id=pipeline.spec.model_id, metric=pipeline.spec.metric, **options)
     state = ServiceState(settings=settings, pipeline=pipeline, keys=keys,
                          auth=Authenticator(keys, RateLimiter(settings.burst), settings.rate_per_minute,
                                             settings.anonymous_rate_per_minute),
@@ -109,7 +114,9 @@ def create_app(settings: ServiceSettings, pipeline: Any = None, gallery: Any = N
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: no key needed")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "model": state.pipeline.spec.model_id}
+        out = {"status": "ok", "version": __version__, "model": state.pipeline.spec.model_id}
+        backend = getattr(state.gallery, "search_backend", None)  # a PostgreSQL gallery: pgvector or in-process
+        return out if backend is None else {**out, "search": backend}
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (scope read)",
              responses={200: {"description": "Prometheus text exposition", "content": {"text/plain": {}}}})

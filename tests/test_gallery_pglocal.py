@@ -238,3 +238,15 @@ def test_a_gallery_made_before_the_change_counter_migrates(pg_uri: str, cache: P
     assert out.split() == ["old", "2", "2"]
     with open_gallery(pg_uri) as g:
         assert g.search(emb(np.full((1, 128), 0.1)), k=1)[0][0].sample_id == 1  # server search as before
+
+
+def test_an_unwritable_cache_folder_costs_only_the_saved_graph(pg_uri: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    monkeypatch.setenv("FACEPRINT_CACHE_DIR", str(tmp_path))
+    (tmp_path / "pg-index").write_text("a file where the graphs' folder would go")  # every save fails
+    rng = np.random.default_rng(17)
+    vecs = rng.normal(0, 0.09, (1100, 128)).astype(np.float32)
+    fill(pg_uri, vecs)
+    with open_gallery(pg_uri, local_index="on") as g:
+        assert g.search(emb(vecs[9:10]), k=1)[0][0].sample_id == 10  # built; the save after it failed
+    assert "cannot save the search graph" in caplog.text

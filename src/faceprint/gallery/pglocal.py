@@ -179,7 +179,7 @@ class LocalIndex:
         """Save the graph when changes are unsaved and no saved copy exists yet (a larger
         catch-up was already saved by :meth:`sync`; a small one is cheaper to redo)."""
         if self._unsaved and not self._saved():
-            self.save()
+            self.save_quietly()
 
     # ---- keeping in step --------------------------------------------------------------------------
     def sync(self, conn: Any, current: int) -> None:
@@ -215,7 +215,17 @@ class LocalIndex:
         self.version = version
         self._unsaved += added + len(removed)
         if self.folder is not None and self._unsaved >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * len(self.index)):
+            self.save_quietly()
+
+    def save_quietly(self) -> bool:
+        """:meth:`save`, logging instead of raising when the cache folder cannot take it (full,
+        read-only): the graph in memory stays good, only the next process's start is slower."""
+        try:
             self.save()
+        except OSError as exc:
+            log.warning("cannot save the search graph of gallery %s under %s (%s)", self.uuid, self.folder, exc)
+            return False
+        return True
 
     def shortlist(self, vectors: np.ndarray, k: int) -> np.ndarray:
         """Per query, up to ``max(k, RESCORE_MIN)`` candidate sample ids (``-1`` padded)."""

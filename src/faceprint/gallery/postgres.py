@@ -502,7 +502,7 @@ class PostgresGallery(Gallery):
                 log.info("%s: building the in-process search graph", self.uri)
                 local = LocalIndex(self._uuid(conn), self.dim, self.metric or "euclidean", _graph_folder())
                 local.sync(conn, version)
-                local.save()
+                local.save_quietly()
             finally:
                 conn.close()
         except Exception as exc:  # noqa: BLE001 - a background thread: report, keep serving from the server
@@ -566,10 +566,7 @@ class PostgresGallery(Gallery):
     def close(self) -> None:
         with self._lock:
             if self._local is not None:
-                try:
-                    self._local.close()
-                except OSError as exc:  # a full or read-only cache folder costs only the next start
-                    log.warning("cannot save the search graph of %s (%s)", self.uri, exc)
+                self._local.close()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None

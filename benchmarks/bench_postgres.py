@@ -211,6 +211,12 @@ def diagnose(uri: str, query: np.ndarray, index: str, setting: str) -> None:
             print(f"    {line[:100]}")
 
 
+def smallest_reaching(tuned: list[tuple[int, float]], recall: float = 0.99) -> int:
+    """The first (smallest) width of ``tuned`` ``(width, recall@1)`` pairs reaching ``recall``,
+    else the last (widest) one."""
+    return next((w for w, r in tuned if r >= recall), tuned[-1][0])
+
+
 def timed_search(gallery, queries: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Sample id of the nearest stored face per query (one query per call), p50 and p99 ms."""
     from faceprint import Embeddings
@@ -295,7 +301,7 @@ def postgres_rows(uri: str, n: int, base: np.ndarray, tune_q: np.ndarray, tune_t
             got, _, _ = timed_search(g, tune_q)
         tuned.append((ef, float(np.mean(got == ids[tune_truth]))))
         print(f"  tuning half: ef_search {ef}: recall@1 {tuned[-1][1]:.4f}", flush=True)
-    chosen = next((ef for ef, r in tuned if r >= 0.99), efs[-1])
+    chosen = smallest_reaching(tuned)
     diagnose(uri, report_q[0], "samples_hnsw", f"hnsw.ef_search = {chosen}")
     for label, options, q, truth in ((f"HNSW, ef_search {chosen} (chosen on the tuning half)",
                                       {"ef_search": chosen, **server_only}, report_q, report_truth),
@@ -324,7 +330,7 @@ def ivfflat_rows(uri: str, n: int, ids: np.ndarray, tune_q: np.ndarray, tune_tru
         tuned.append((p, float(np.mean(got == ids[tune_truth]))))
         print(f"  tuning half: ivfflat.probes {p}: recall@1 {tuned[-1][1]:.4f} (p50 {p50:.2f} ms, "
               f"server CPU {server_ms:.2f} ms/query)", flush=True)
-    chosen = next((p for p, r in tuned if r >= 0.99), probes[-1])
+    chosen = smallest_reaching(tuned)
     how = "chosen on the tuning half" if dict(tuned)[chosen] >= 0.99 else "the widest tried: none reached 0.99 on tuning"
     diagnose(uri, report_q[0], "samples_ivfflat", f"ivfflat.probes = {chosen}")
     rows = []
@@ -343,7 +349,7 @@ LOCAL_SEARCHER = """
 import json, sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[3])
-from bench_postgres import MODEL, measured_search, timed_search
+from bench_postgres import MODEL, measured_search, smallest_reaching, timed_search
 from faceprint import Embeddings
 from faceprint.gallery import open_gallery
 from faceprint.gallery.pglocal import EF
@@ -356,7 +362,7 @@ for ef in data["efs"]:
     g._local.index.expansion_search = int(ef)
     got = timed_search(g, data["tune_q"])[0]
     out["tuning"][int(ef)] = float(np.mean(got == data["tune_ids"]))
-chosen = next((ef for ef, r in out["tuning"].items() if r >= 0.99), int(data["efs"][-1]))
+chosen = smallest_reaching(list(out["tuning"].items()))
 for ef in dict.fromkeys([EF, chosen]):
     g._local.index.expansion_search = ef
     got, p50, p99, server_ms, client_ms = measured_search(g, data["report_q"])

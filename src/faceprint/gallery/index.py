@@ -30,6 +30,42 @@ def _topk(dist: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     return out_d, out_i
 
 
+def int8_scale(metric: str) -> float:
+    """The int8 graph's scale for ``metric`` (see :class:`UsearchIndex`): 210 for dlib-sized
+    euclidean components, 127 for unit-normalised cosine vectors."""
+    return 210.0 if metric == "euclidean" else 127.0
+
+
+def rerank(queries: np.ndarray, shortlist: np.ndarray, known_ids: np.ndarray, known_vectors: np.ndarray, k: int,
+           metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distances from each query to its shortlisted ids, best ``k`` first.
+
+    Args:
+        queries: ``(Q, D)``; shortlist: ``(Q, S)`` candidate ids, ``-1`` padded.
+        known_ids: sorted ids whose vectors ``known_vectors`` ``(n, D)`` holds, row for row; a
+            shortlisted id not among them (deleted since the graph saw it) is dropped.
+
+    Returns:
+        distances ``(Q, k)`` (``inf`` padded) and ids ``(Q, k)`` (``-1`` padded).
+    """
+    from .scoring import distances
+
+    q = np.asarray(queries, np.float32).reshape(len(shortlist), -1)
+    out_d = np.full((len(shortlist), k), np.inf, np.float32)
+    out_i = np.full((len(shortlist), k), -1, np.int64)
+    if not len(known_ids):
+        return out_d, out_i
+    for r, row in enumerate(shortlist):
+        pos = np.searchsorted(known_ids, row).clip(0, len(known_ids) - 1)
+        keep = (row >= 0) & (known_ids[pos] == row)
+        if not keep.any():
+            continue
+        d = distances(q[r:r + 1], known_vectors[pos[keep]], metric)[0]
+        order = np.argsort(d, kind="stable")[:k]
+        out_d[r, :len(order)], out_i[r, :len(order)] = d[order], row[keep][order]
+    return out_d, out_i
+
+
 class ExactIndex:
     """Brute-force search with one matrix product per query batch (float32 in memory)."""
 

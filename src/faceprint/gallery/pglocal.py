@@ -40,13 +40,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import GalleryError
-from .index import UsearchIndex
+from .index import UsearchIndex, int8_scale
+
+# the SQLite gallery's graph: its build and search widths (recall@1 0.992 at 1M there) and the
+# shortlist re-ranked with the stored vectors
+from .sqlite import ANN_EF as EF
+from .sqlite import ANN_EF_ADD as EF_ADD
+from .sqlite import RESCORE_MIN
 
 log = logging.getLogger(__name__)
-#: The HNSW build and search widths of the SQLite gallery's graph (recall@1 0.992 at 1M there).
-EF_ADD, EF = 256, 320
-#: A shortlist of at least this many candidates is re-ranked with the stored vectors.
-RESCORE_MIN = 16
 #: Save the graph again once this many changes (and at least :data:`SAVE_FRACTION` of its size)
 #: were applied since it was loaded or saved: a small catch-up is cheaper to redo than to write.
 SAVE_MIN_CHANGES = 1000
@@ -141,7 +143,7 @@ class LocalIndex:
 
     def _fresh(self) -> UsearchIndex:
         return UsearchIndex(self.dim, self.metric, dtype="i8", expansion_add=EF_ADD, expansion_search=EF,
-                            int8_scale=210.0 if self.metric == "euclidean" else 127.0)
+                            int8_scale=int8_scale(self.metric))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -210,8 +212,7 @@ class LocalIndex:
                     bar.advance(task, len(ids))
             removed = np.array([r[0] for r in conn.execute(
                 "SELECT sample_id FROM sample_removals WHERE version > %s", (self.version,)).fetchall()], np.int64)
-        if len(removed):
-            self.index.remove(removed[np.isin(removed, self.index.ids())])
+        self.index.remove(removed)  # ids the graph never held (added and removed since) are skipped
         self.version = version
         self._unsaved += added + len(removed)
         if self.folder is not None and self._unsaved >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * len(self.index)):

@@ -493,15 +493,11 @@ class PostgresGallery(Gallery):
     def _build_local(self) -> None:
         """Build (and save) the in-process graph on a connection of its own, then use it; until
         then searches go to the server. A failure is logged and leaves the server search."""
-        from .pglocal import LocalIndex
-
         try:
             conn = connect(self._uri)
             try:
-                version = int(conn.execute("SELECT value FROM gallery_meta WHERE key = 'version'").fetchone()[0])
                 log.info("%s: building the in-process search graph", self.uri)
-                local = LocalIndex(self._uuid(conn), self.dim, self.metric or "euclidean", _graph_folder())
-                local.sync(conn, version)
+                local = self._open_local(conn)
                 local.save_quietly()
             finally:
                 conn.close()
@@ -518,13 +514,10 @@ class PostgresGallery(Gallery):
         When the counter moved since the graph's last sync, the graph catches up and the search
         runs once more: whatever was committed before the call is seen, and an unchanged gallery
         costs one statement per search."""
-        from .pglocal import LocalIndex
-        from .scoring import distances
+        from .index import rerank
 
         if self._local is None:
-            meta = dict(c.execute("SELECT key, value FROM gallery_meta WHERE key IN ('version', 'uuid')").fetchall())
-            self._local = LocalIndex(meta["uuid"], self.dim, self.metric or "euclidean", _graph_folder())
-            self._local.sync(c, int(meta["version"]))
+            self._local = self._open_local(c)
         queries = np.asarray(vectors, np.float32).reshape(len(vectors), -1)
         for _attempt in range(2):  # a second round only after a catch-up
             short = self._local.shortlist(queries, k)
@@ -536,17 +529,22 @@ class PostgresGallery(Gallery):
             if version == self._local.version:
                 break
             self._local.sync(c, version)
-        found = {int(r[1]): (r[2], r[3].to_numpy()) for r in rows if r[1] is not None}
-        out = []
-        for q, row in zip(queries, short):
-            ids = [int(i) for i in row if int(i) in found]
-            if not ids:
-                out.append([])
-                continue
-            d = distances(q[None], np.stack([found[i][1] for i in ids]), self.metric or "euclidean")[0]
-            order = np.argsort(d, kind="stable")[:k]
-            out.append([(float(d[j]), ids[j], found[ids[j]][0]) for j in order])
-        return out
+        rows = sorted(r[1:] for r in rows if r[1] is not None)  # the shortlist's samples still stored
+        known = np.array([r[0] for r in rows], np.int64)
+        stored = np.array([r[2].to_numpy() for r in rows], np.float32).reshape(len(rows), self.dim)
+        dist, ids = rerank(queries, short, known, stored, k, self.metric or "euclidean")
+        owner = dict(zip(known.tolist(), (r[1] for r in rows)))
+        return [[(float(d), int(i), owner[int(i)]) for d, i in zip(dr, ir) if i >= 0] for dr, ir in zip(dist, ids)]
+
+    def _open_local(self, c: Any) -> Any:
+        """The in-process graph (:class:`~faceprint.gallery.pglocal.LocalIndex`): the newest saved
+        one loaded, or a new one, brought up to date on connection ``c``."""
+        from .pglocal import LocalIndex
+
+        meta = dict(c.execute("SELECT key, value FROM gallery_meta WHERE key IN ('version', 'uuid')").fetchall())
+        local = LocalIndex(meta["uuid"], self.dim, self.metric or "euclidean", _graph_folder())
+        local.sync(c, int(meta["version"]))
+        return local
 
     def _neighbours(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
         rows = self._nearest("samples", vectors, k)

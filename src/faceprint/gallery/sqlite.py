@@ -481,14 +481,14 @@ class SqliteGallery(Gallery):
         dim = self.dim or 1
         if not ann:
             return ExactIndex(dim, self.metric or "euclidean")
-        from .index import UsearchIndex
+        from .index import UsearchIndex, int8_scale
 
         int8 = self.dtype == "int8" or not self._ann_f32
 
         def fresh() -> Any:
             return UsearchIndex(dim, self.metric or "euclidean", dtype="i8" if int8 else "f32",
                                 expansion_add=ANN_EF_ADD, expansion_search=ANN_EF,
-                                int8_scale=210.0 if (self.metric or "euclidean") == "euclidean" else 127.0)
+                                int8_scale=int8_scale(self.metric or "euclidean"))
 
         idx = fresh()
         if self.ann_path.is_file():
@@ -532,23 +532,13 @@ class SqliteGallery(Gallery):
         none), best ``k`` first: the int8 graph only proposes candidates, so results and
         distances equal exact search over the stored vectors whenever the true neighbour is in
         the shortlist."""
-        from .scoring import distances
+        from .index import rerank
 
         wanted = np.unique(ids[ids >= 0])
         stored = np.zeros((len(wanted), self.dim or 1), np.float32)
         for got, vecs in self._stored_chunks(wanted):
             stored[np.searchsorted(wanted, got)] = vecs
-        q = np.asarray(vectors, np.float32).reshape(len(ids), -1)
-        out_d = np.full((len(ids), k), np.inf, np.float32)
-        out_i = np.full((len(ids), k), -1, np.int64)
-        for r, row in enumerate(ids):
-            row = row[row >= 0]
-            if not len(row):
-                continue
-            d = distances(q[r:r + 1], stored[np.searchsorted(wanted, row)], self.metric or "euclidean")[0]
-            order = np.argsort(d, kind="stable")[:k]
-            out_d[r, :len(order)], out_i[r, :len(order)] = d[order], row[order]
-        return out_d, out_i
+        return rerank(vectors, ids, wanted, stored, k, self.metric or "euclidean")
 
     def _cohort_neighbours(self, vectors: np.ndarray, k: int) -> np.ndarray:
         with self._lock:

@@ -157,6 +157,61 @@ def test_landmarks_equal_dlib_on_shifted_and_border_boxes(predictor: ShapePredic
         assert np.abs(predictor.predict(rgb, moved) - expected).max() <= 0.01
 
 
+def test_many_images_in_one_pass_equal_dlib(predictor: ShapePredictor,
+                                            hog_faces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """predict_many over images of different sizes (a grey one, one without boxes among
+    them): each image's points are dlib's, as one call per image gives."""
+    dlib = pytest.importorskip("dlib")
+    sp = dlib.shape_predictor(str(_dat("shape_predictor_5_face_landmarks.dat")))
+    group = hog_faces[:10]
+    assert len({rgb.shape for rgb, _, _ in group}) > 1  # flat offsets and widths differ per image
+    grey = np.ascontiguousarray(group[0][0][..., 1])
+    grey_pts = np.array([[(p.x, p.y) for p in sp(grey, dlib.rectangle(*map(int, b))).parts()] for b in group[0][1]])
+    images = [rgb for rgb, _, _ in group] + [grey, group[1][0]]
+    boxes = [ltrb for _, ltrb, _ in group] + [group[0][1], np.zeros((0, 4))]
+    got = predictor.predict_many(images, boxes)
+    assert len(got) == len(images) and got[-1].shape == (0, 5, 2)
+    for (_, _, expected), pts in zip(group, got):
+        assert np.abs(pts - expected).max() <= 0.01
+    assert np.abs(got[len(group)] - grey_pts).max() <= 0.01
+    with pytest.raises(ConfigError, match="2 images but 1 box"):
+        predictor.predict_many(images[:2], boxes[:1])
+
+
+def test_tree_walk_without_the_leaf_table_gives_the_same_points(hog_faces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+                                                                ) -> None:
+    """Trees of more than 16 splits have no word table and are walked node by node; forced
+    onto the 5-point file's trees, the walk finds the same leaves."""
+    walker = ShapePredictor(load_shape_model(_dat("shape_predictor_5_face_landmarks.dat")))
+    walker._table = None
+    for rgb, ltrb, expected in hog_faces[:8]:
+        assert np.abs(walker.predict_many([rgb, rgb], [ltrb, ltrb[:1]])[0] - expected).max() <= 0.01
+
+
+def test_aligner_groups_equal_one_image_at_a_time() -> None:
+    """align_many (one predictor pass for several images) cuts the chips align cuts, keeps
+    points the detector already gave, and passes images without faces through."""
+    from faceprint import FacePipeline
+    from faceprint.types import Faces
+
+    pipe = FacePipeline()
+    images = [load_image(p) for p in _photos()[:6]]
+    faces = [pipe.detect(rgb) for rgb in images]
+    faces[2] = Faces.empty()
+    given = pipe.aligner.points(images[3], faces[3])
+    faces[3] = Faces(faces[3].xyxy, faces[3].score, faces[3].landmarks, faces[3].track_id,
+                     dict(faces[3].extras, dlib_shape5=given + 1))  # not what the predictor would say
+    one = [pipe.aligner.align(rgb, f) for rgb, f in zip(images, faces)]
+    many = pipe.aligner.align_many(images, faces)
+    assert sum(len(a.chips) for a in many) >= 6 and len(many[2].chips) == 0
+    for a, b in zip(one, many):
+        assert np.array_equal(a.chips, b.chips)
+        assert np.array_equal(a.faces.extras.get("dlib_shape5", np.zeros(0)), b.faces.extras.get("dlib_shape5", np.zeros(0)))
+    assert np.array_equal(many[3].faces.extras["dlib_shape5"], given + 1)
+    with pytest.raises(ConfigError, match="2 images but 1 face"):
+        pipe.aligner.align_many(images[:2], faces[:1])
+
+
 def test_embeddings_match_dlib_end_to_end() -> None:
     """The default pipeline (MTCNN, ported predictor and chips, ResNet on ONNX Runtime) against
     dlib's predictor, ``get_face_chip`` and ResNet on the same predictor boxes: within 0.02."""

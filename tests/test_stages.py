@@ -11,7 +11,7 @@ import pytest
 
 from faceprint import FacePipeline, ImageDecodeError
 from faceprint.embedders.dlib_resnet import DlibResnetEmbedder
-from faceprint.stages import Fanout, prefetch
+from faceprint.stages import Fanout, opencv_one_thread, prefetch
 
 from .conftest import shared
 
@@ -138,6 +138,45 @@ def _photos() -> list:
     return ([people / "obama.jpg", people / "biden.jpg", people / "two_people.jpg"]
             + sorted((people / "knn_examples" / "train").glob("*/*.jpg"))[:6]
             + sorted(p for p in group.iterdir() if p.suffix.lower() in {".jpg", ".png"})[:3])
+
+
+def test_opencv_runs_on_one_thread_inside_the_block_and_gets_its_setting_back(pipe: FacePipeline) -> None:
+    """Blocks on two threads share one change; OpenCV's count comes back when the last ends,
+    also after an error, and a pipelined embed_many leaves it as it found it."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        inside, release = threading.Event(), threading.Event()
+        seen = []
+
+        def other() -> None:
+            with opencv_one_thread():
+                inside.set()
+                release.wait(5)
+                seen.append(cv2.getNumThreads())
+
+        worker = threading.Thread(target=other)
+        worker.start()
+        assert inside.wait(5)
+        with pytest.raises(RuntimeError), opencv_one_thread():
+            assert cv2.getNumThreads() == 1
+            raise RuntimeError("inside")
+        assert cv2.getNumThreads() == 1  # the other block still runs
+        release.set()
+        worker.join(5)
+        assert seen == [1] and cv2.getNumThreads() == 2
+        counts = []
+        real = pipe.detect
+        pipe.detect = lambda image: (counts.append(cv2.getNumThreads()), real(image))[1]  # type: ignore[method-assign]
+        try:
+            pipe.embed_many(_photos()[:2])
+        finally:
+            del pipe.detect
+        assert counts == [1, 1] and cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
 
 
 def test_pipelined_embed_many_equals_the_sequential_run_on_real_photos(pipe: FacePipeline) -> None:

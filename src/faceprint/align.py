@@ -13,6 +13,7 @@ Two templates:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -99,6 +100,18 @@ class Aligner(ABC):
             return AlignedFaces(np.zeros((0, size, size, 3), np.uint8), self.template, faces,
                                 np.zeros((0, 2, 3), np.float32))
         return self._align(rgb, faces)
+
+    def align_many(self, images: Sequence[ImageInput], faces: Sequence[Faces]) -> list[AlignedFaces]:
+        """:meth:`align` for each image and its faces: the same chips, with the per-image work
+        shared where the aligner can (the dlib aligner runs its shape predictor once for all).
+
+        Raises:
+            ImageDecodeError: an image cannot be read.
+            ConfigError: the two lists differ in length.
+        """
+        if len(images) != len(faces):
+            raise ConfigError(f"got {len(images)} images but {len(faces)} face lists")
+        return [self.align(image, f) for image, f in zip(images, faces)]
 
     @abstractmethod
     def _align(self, rgb: np.ndarray, faces: Faces) -> AlignedFaces: ...
@@ -248,10 +261,33 @@ class DlibChipAligner(Aligner):
             return np.asarray(faces.extras["dlib_shape5"], np.float32)
         return self.predict_points(rgb, self.predictor_boxes(faces)).reshape(-1, 5, 2)
 
+    def align_many(self, images: Sequence[ImageInput], faces: Sequence[Faces]) -> list[AlignedFaces]:
+        """:meth:`align` for each image, with one shape-predictor pass over the faces of all of
+        them (:meth:`~faceprint.dlibport.shape.ShapePredictor.predict_many`); the same chips."""
+        if len(images) != len(faces):
+            raise ConfigError(f"got {len(images)} images but {len(faces)} face lists")
+        rgbs = [load_image(image) for image in images]
+        todo = [i for i, f in enumerate(faces) if len(f) and "dlib_shape5" not in f.extras]
+        if len(todo) > 1 and hasattr(self.predictor, "predict_many"):
+            ltrb = [self._ltrb(self.predictor_boxes(faces[i])) for i in todo]
+            found = dict(zip(todo, self.predictor.predict_many([rgbs[i] for i in todo], ltrb)))
+        else:
+            found = {}
+        out = []
+        for i, (rgb, f) in enumerate(zip(rgbs, faces)):
+            if i in found:
+                out.append(self._cut(rgb, f, found[i].reshape(-1, 5, 2)))
+            else:
+                out.append(self.align(rgb, f))
+        return out
+
     def _align(self, rgb: np.ndarray, faces: Faces) -> AlignedFaces:
+        return self._cut(rgb, faces, self.points(rgb, faces))
+
+    def _cut(self, rgb: np.ndarray, faces: Faces, points: np.ndarray) -> AlignedFaces:
+        """The chips of ``faces`` from the predictor's ``points`` ``(N, 5, 2)``."""
         from .dlibport.chip import chip_rects, cut_chips, image_to_chip
 
-        points = self.points(rgb, faces)
         rects = chip_rects(points, TEMPLATES[self.template], self.padding)
         if self.chip_backend == "dlib":
             dlib = import_dlib("chip_backend='dlib'")

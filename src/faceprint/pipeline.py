@@ -56,6 +56,13 @@ def _load_calibration(calibration: Any, spec: Any) -> Any:
     return calib
 
 
+#: Images whose faces :meth:`FacePipeline.embed_many` aligns together (one shape-predictor pass),
+#: and the most pixel values (height x width x channels) such a group may hold: a few
+#: megapixel photos are aligned one by one, LFW's 250x250 images sixteen at a time.
+ALIGN_GROUP = 16
+ALIGN_GROUP_VALUES = 3 * 2_000_000
+
+
 class FacePipeline:
     """Detector, aligner and embedder composed; each can be injected.
 
@@ -120,12 +127,16 @@ class FacePipeline:
         Pipelined: four stages overlap on threads (decoding, ONNX Runtime and OpenCV release
         the GIL). A reader thread decodes up to two images ahead (:func:`~faceprint.stages.prefetch`;
         a generator of images is advanced there); a detector thread finds the faces of up to two
-        decoded images ahead; the calling thread aligns; whenever a full embedder batch of chips
-        is ready it is embedded on a worker thread. The results are those of ``pipelined=False``
+        decoded images ahead; the calling thread aligns them in groups of up to :data:`ALIGN_GROUP`
+        images (one shape-predictor pass per group); whenever a full embedder batch of chips
+        is ready it is embedded on a worker thread. OpenCV's own thread pool is off meanwhile
+        (:func:`~faceprint.stages.opencv_one_thread`). The results are those of ``pipelined=False``
         (everything on the calling thread, the same batches).
-        Each image is read when its turn comes and only its faces are kept, not its pixels or chips.
+        Each image is read when its turn comes and only its faces are kept once its group is aligned,
+        not its pixels or chips.
 
-        ``on_image(i)`` is called after image ``i`` is detected and aligned (for progress bars).
+        ``on_image(i)`` is called after image ``i`` is detected and aligned (for progress bars;
+        a group's images are reported together).
 
         Raises:
             ImageDecodeError: an image cannot be read.
@@ -133,7 +144,7 @@ class FacePipeline:
         from concurrent.futures import Future, ThreadPoolExecutor
         from contextlib import closing, nullcontext
 
-        from .stages import prefetch
+        from .stages import opencv_one_thread, prefetch
 
         class _Inline:  # the executor interface, run on the calling thread
             def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
@@ -152,18 +163,33 @@ class FacePipeline:
         decoded = prefetch(images, load_image) if pipelined else iter(map(load_image, images))
         detected = prefetch(enumerate(decoded), detect) if pipelined else map(detect, enumerate(decoded))
         # closed in reverse: the detector thread stops before the reader it pulls from
-        with closing(decoded) if pipelined else nullcontext(), closing(detected) if pipelined else nullcontext(), \
+        with opencv_one_thread() if pipelined else nullcontext(), \
+                closing(decoded) if pipelined else nullcontext(), closing(detected) if pipelined else nullcontext(), \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceprint-embed") as pool:
             worker = pool if pipelined else _Inline()
-            for i, (image, image_faces) in enumerate(detected):
-                aligned = self.aligner.align(image, image_faces)
-                found.append(aligned.faces)
-                pending.append(aligned.chips)
-                if sum(len(c) for c in pending) >= flush:
-                    batches.append(worker.submit(self._embed_chips, np.concatenate(pending)))
-                    pending = []
-                if on_image is not None:
-                    on_image(i)
+            group: list[tuple[np.ndarray, Faces]] = []
+
+            def align_group() -> None:
+                nonlocal pending
+                for aligned in self.aligner.align_many([g[0] for g in group], [g[1] for g in group]):
+                    found.append(aligned.faces)
+                    pending.append(aligned.chips)
+                    if sum(len(c) for c in pending) >= flush:
+                        batches.append(worker.submit(self._embed_chips, np.concatenate(pending)))
+                        pending = []
+                    if on_image is not None:
+                        on_image(len(found) - 1)
+                group.clear()
+
+            try:
+                for image, image_faces in detected:
+                    group.append((image, image_faces))
+                    if len(group) >= ALIGN_GROUP or sum(g[0].size for g in group) >= ALIGN_GROUP_VALUES:
+                        align_group()
+            except Exception:
+                align_group()  # the images before a bad one are aligned and reported, as one by one
+                raise
+            align_group()
             if pending or not batches:
                 batches.append(worker.submit(self._embed_chips, self._stack_chips(pending)))
             parts = [b.result() for b in batches]

@@ -23,6 +23,7 @@ the faceprint cache; later processes load that in milliseconds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,18 +233,20 @@ class ShapePredictor:
         self.model = model
         cascades, trees, splits = model.idx1.shape
         self._basis = _similarity_basis(model.initial)
-        # flat per-cascade tables: np.take on contiguous intp indices is the fast gather
-        # both pixels of every split in one gather: idx1's, then idx2's
-        self._idx12 = np.ascontiguousarray(np.concatenate([model.idx1.reshape(cascades, -1),
-                                                           model.idx2.reshape(cascades, -1)], axis=1), dtype=np.intp)
-        self._thresh = np.ascontiguousarray(model.thresh.reshape(cascades, -1))
+        # flat per-cascade tables, split-major (all trees' split 0, then split 1, ...) so that a
+        # tree's word of decisions is one product with the bit values; both pixels of every split
+        # in one gather: idx1's, then idx2's. np.take on contiguous intp indices is the fast gather
+        self._idx12 = np.ascontiguousarray(np.concatenate([model.idx1.transpose(0, 2, 1).reshape(cascades, -1),
+                                                           model.idx2.transpose(0, 2, 1).reshape(cascades, -1)], axis=1), dtype=np.intp)
+        self._thresh = np.ascontiguousarray(model.thresh.transpose(0, 2, 1).reshape(cascades, -1, 1))
         self._leaves = np.ascontiguousarray(model.leaves.reshape(cascades, -1, model.leaves.shape[-1]))
         self._anchor = np.ascontiguousarray(model.anchor, dtype=np.intp)
         self._deltas = np.ascontiguousarray(model.deltas.transpose(0, 2, 1))  # (C, 2, F)
         self._deltas_perp = np.ascontiguousarray(np.stack([-self._deltas[:, 1], self._deltas[:, 0]], axis=1))
         self._leaf_base = np.arange(trees) * (splits + 1)
         self._table = _leaf_table(splits) if splits <= 16 else None
-        self._bits = (1 << np.arange(splits)).astype(np.int64)
+        self._bits_f32 = (1 << np.arange(splits)).astype(np.float32)
+        self._ones = np.ones(3, np.float32)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ShapePredictor:
@@ -263,26 +266,65 @@ class ShapePredictor:
         Raises:
             ConfigError: the image is not uint8 2-D/3-channel, or the boxes are not ``(N, 4)``.
         """
-        img = np.asarray(rgb)
-        if img.dtype != np.uint8 or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
-            raise ConfigError(f"shape predictor needs a uint8 (H, W, 3) or (H, W) image, got {img.dtype} {img.shape}")
-        boxes = np.asarray(boxes_ltrb, dtype=np.float64)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ConfigError(f"boxes must be (N, 4) left, top, right, bottom, got shape {boxes.shape}")
+        return self.predict_many([rgb], [boxes_ltrb])[0]
+
+    def predict_many(self, images: Sequence[np.ndarray], boxes_ltrb: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`predict` for several images in one pass: ``images[i]``'s boxes are
+        ``boxes_ltrb[i]``; the points are those of one :meth:`predict` per image.
+
+        Every face of every image walks the cascade together, so the cost of the ~700 numpy
+        calls of a cascade (most of a one-face call, and all of it holding the GIL) is paid
+        once per batch instead of once per image. The images are read through one flat copy
+        of their pixels unless there is only one; images of different channel counts are
+        handled by separate passes.
+
+        Raises:
+            ConfigError: an image is not uint8 2-D/3-channel, boxes are not ``(N, 4)``, or the
+                two lists differ in length.
+        """
+        if len(images) != len(boxes_ltrb):
+            raise ConfigError(f"got {len(images)} images but {len(boxes_ltrb)} box arrays")
+        imgs, boxes = [], []
+        for rgb, b in zip(images, boxes_ltrb):
+            img = np.asarray(rgb)
+            if img.dtype != np.uint8 or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+                raise ConfigError(f"shape predictor needs a uint8 (H, W, 3) or (H, W) image, got {img.dtype} {img.shape}")
+            box = np.asarray(b, dtype=np.float64)
+            if box.ndim != 2 or box.shape[1] != 4:
+                raise ConfigError(f"boxes must be (N, 4) left, top, right, bottom, got shape {box.shape}")
+            imgs.append(img)
+            boxes.append(box)
+        out = [np.zeros((0, self.model.num_parts, 2), np.float32) for _ in imgs]
+        for channels in {img.ndim for img in imgs}:  # grey and colour images apart
+            idx = [i for i, (img, box) in enumerate(zip(imgs, boxes)) if img.ndim == channels and len(box)]
+            if idx:
+                points = self._predict([imgs[i] for i in idx], [boxes[i] for i in idx])
+                for i, pts in zip(idx, np.split(points, np.cumsum([len(boxes[i]) for i in idx])[:-1])):
+                    out[i] = pts
+        return out
+
+    def _predict(self, imgs: list[np.ndarray], boxes_per_image: list[np.ndarray]) -> np.ndarray:
+        """``(N, P, 2)`` points of all boxes (image by image) of same-channel images."""
         m = self.model
+        counts = [len(b) for b in boxes_per_image]
+        boxes = np.concatenate(boxes_per_image)
         n, parts = len(boxes), m.num_parts
-        if n == 0:
-            return np.zeros((0, parts, 2), np.float32)
-        h, w = img.shape[:2]
-        flat = np.ascontiguousarray(img).reshape(h * w, -1)
+        sizes = np.array([img.shape[:2] for img in imgs], np.int64)  # (images, 2) h, w
+        if len(imgs) == 1:
+            flat = np.ascontiguousarray(imgs[0]).reshape(int(sizes[0, 0] * sizes[0, 1]), -1)
+        else:
+            flat = np.concatenate([img.reshape(len(img) * img.shape[1], -1) for img in imgs])
+        starts = np.concatenate([[0], np.cumsum(sizes[:-1, 0] * sizes[:-1, 1])])
+        offset = np.repeat(starts, counts)[:, None]  # (N, 1): where each face's image begins in flat
+        width = np.repeat(sizes[:, 1], counts)[:, None]  # (N, 1)
+        limit = np.repeat(sizes[:, ::-1], counts, axis=0)[:, :, None]  # (N, 2, 1): w, h
         # unnormalizing_tform: the unit square onto the box (tl, tr, br corners)
         origin = boxes[:, :2, None]  # (N, 2, 1)
         extent = (boxes[:, 2:] - boxes[:, :2])[:, :, None]
-        limit = np.array([w, h])[None, :, None]
         shape = np.repeat(m.initial.T[None], n, axis=0)  # (N, 2, P) float32: x row, y row
         cascades, trees, splits = m.idx1.shape
         pairs = trees * splits
-        terms = np.empty((n, trees + 1, 2 * parts), np.float32)  # the shape, then one leaf per tree
+        terms = np.empty((trees + 1, n, 2 * parts), np.float32)  # the shape, then one leaf per tree
         for c in range(cascades):
             ab = (shape.transpose(0, 2, 1).reshape(n, -1).astype(np.float64) @ self._basis).astype(np.float32)
             # tform * delta + anchor point, in float32 as dlib: x' = a dx - b dy, y' = b dx + a dy
@@ -291,24 +333,35 @@ class ShapePredictor:
             pts = rot + np.take(shape, self._anchor[c], axis=2)
             xy = _round(extent * pts.astype(np.float64) + origin)  # whole image pixels, (N, 2, F)
             inside = ((xy >= 0) & (xy < limit)).all(axis=1)
-            pix = np.take(flat, np.where(inside, xy[:, 1] * w + xy[:, 0], 0), axis=0)  # (N, F, channels)
-            # rgb intensity: (r + g + b) / 3, truncated; float32 like dlib's feature vector (exact integers)
-            feat = ((pix.sum(-1, dtype=np.int32) // pix.shape[-1]) * inside).astype(np.float32)
-            both = np.take(feat, self._idx12[c], axis=1)
-            left = (both[:, :pairs] - both[:, pairs:] > self._thresh[c]).reshape(n, trees, splits)
+            # from here on faces are the last axis: every gather below copies rows of N values
+            pix = np.take(flat, np.where(inside, xy[:, 1] * width + xy[:, 0] + offset, 0).T, axis=0)  # (F, N, channels)
+            # rgb intensity: (r + g + b) / 3, truncated, as float32 like dlib's feature vector. The
+            # channel sum is a float32 product with ones (exact: integers <= 765), and the float
+            # quotient of such an integer by 3 never rounds across a whole number, so its floor
+            # is the integer division; both run as vector loops instead of a 3-element reduction
+            total = pix.astype(np.float32) @ self._ones[:pix.shape[-1]]
+            feat = np.floor(total / np.float32(pix.shape[-1])) * inside.T  # (F, N)
+            both = np.take(feat, self._idx12[c], axis=0)  # (2 S T, N): idx1's, then idx2's, split-major
+            left = (both[:pairs] - both[pairs:] > self._thresh[c]).astype(np.float32)  # (S T, N)
             if self._table is not None:
-                leaf = self._table[left @ self._bits]  # (N, T)
+                # each tree's word of split decisions, bit s = split s goes left: one float product
+                # of the bit values with the decisions (exact: integers below 2^24)
+                word = (self._bits_f32 @ left.reshape(splits, trees * n)).astype(np.intp)
+                leaf = self._table[word].reshape(trees, n)
             else:
-                node = np.zeros((n, trees), np.int64)
+                node = np.zeros((trees, n), np.intp)
+                decided = left.reshape(splits, trees, n)
+                tree_ix, face_ix = np.indices((trees, n))
                 for _ in range(int(np.log2(splits + 1))):
-                    node = 2 * node + 2 - np.take_along_axis(left, node[..., None], axis=2)[..., 0]
+                    node = 2 * node + 2 - decided[node, tree_ix, face_ix].astype(np.intp)
                 leaf = node - splits
-            terms[:, 0] = shape.transpose(0, 2, 1).reshape(n, -1)
-            terms[:, 1:] = np.take(self._leaves[c], self._leaf_base + leaf, axis=0)  # (N, T, 2P)
-            # dlib adds the leaves one tree at a time in float32. A reduction along a middle
-            # axis runs in order over it, one row after another (numpy's pairwise summation
-            # applies only along the innermost axis), so this is that sequential sum
-            shape = np.add.reduce(terms, axis=1).reshape(n, parts, 2).transpose(0, 2, 1)
+            flat_shape = shape.transpose(0, 2, 1).reshape(n, -1)
+            terms[0] = flat_shape
+            np.take(self._leaves[c], self._leaf_base[:, None] + leaf, axis=0, out=terms[1:], mode="clip")  # (T, N, 2P)
+            # dlib adds the leaves one tree at a time in float32. A reduction along the first axis
+            # of a C-ordered array adds one row after another into the result (numpy's pairwise
+            # summation applies only along the innermost axis), so this is that sequential sum
+            shape = np.add.reduce(terms, axis=0).reshape(n, parts, 2).transpose(0, 2, 1)
         out = _round(extent * shape.astype(np.float64) + origin)
         return out.transpose(0, 2, 1).astype(np.float32)
 

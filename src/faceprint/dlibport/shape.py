@@ -295,8 +295,8 @@ class ShapePredictor:
             imgs.append(img)
             boxes.append(box)
         out = [np.zeros((0, self.model.num_parts, 2), np.float32) for _ in imgs]
-        for channels in {img.ndim for img in imgs}:  # grey and colour images apart
-            idx = [i for i, (img, box) in enumerate(zip(imgs, boxes)) if img.ndim == channels and len(box)]
+        for ndim in {img.ndim for img in imgs}:  # grey (2-D) and colour (3-D) images apart
+            idx = [i for i, (img, box) in enumerate(zip(imgs, boxes)) if img.ndim == ndim and len(box)]
             if idx:
                 points = self._predict([imgs[i] for i in idx], [boxes[i] for i in idx])
                 for i, pts in zip(idx, np.split(points, np.cumsum([len(boxes[i]) for i in idx])[:-1])):

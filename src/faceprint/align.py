@@ -111,7 +111,10 @@ class Aligner(ABC):
         """
         if len(images) != len(faces):
             raise ConfigError(f"got {len(images)} images but {len(faces)} face lists")
-        return [self.align(image, f) for image, f in zip(images, faces)]
+        return self._align_many([load_image(image) for image in images], faces)
+
+    def _align_many(self, rgbs: list[np.ndarray], faces: Sequence[Faces]) -> list[AlignedFaces]:
+        return [self.align(rgb, f) for rgb, f in zip(rgbs, faces)]
 
     @abstractmethod
     def _align(self, rgb: np.ndarray, faces: Faces) -> AlignedFaces: ...
@@ -257,29 +260,27 @@ class DlibChipAligner(Aligner):
     def points(self, rgb: np.ndarray, faces: Faces) -> np.ndarray:
         """``(N, 5, 2)`` predictor points; reused from ``faces.extras["dlib_shape5"]`` when
         present (e.g. the HOG detector already ran the predictor)."""
-        if "dlib_shape5" in faces.extras:
-            return np.asarray(faces.extras["dlib_shape5"], np.float32)
-        return self.predict_points(rgb, self.predictor_boxes(faces)).reshape(-1, 5, 2)
+        return self.points_many([rgb], [faces])[0]
 
-    def align_many(self, images: Sequence[ImageInput], faces: Sequence[Faces]) -> list[AlignedFaces]:
-        """:meth:`align` for each image, with one shape-predictor pass over the faces of all of
-        them (:meth:`~faceprint.dlibport.shape.ShapePredictor.predict_many`); the same chips."""
-        if len(images) != len(faces):
-            raise ConfigError(f"got {len(images)} images but {len(faces)} face lists")
-        rgbs = [load_image(image) for image in images]
+    def points_many(self, rgbs: Sequence[np.ndarray], faces: Sequence[Faces]) -> list[np.ndarray]:
+        """:meth:`points` for each image, with one pass of the port over every face still
+        without points (:meth:`~faceprint.dlibport.shape.ShapePredictor.predict_many`); dlib's
+        own predictor goes image by image."""
+        out = [np.asarray(f.extras["dlib_shape5"], np.float32) if "dlib_shape5" in f.extras
+               else np.zeros((0, 5, 2), np.float32) for f in faces]
         todo = [i for i, f in enumerate(faces) if len(f) and "dlib_shape5" not in f.extras]
-        if len(todo) > 1 and hasattr(self.predictor, "predict_many"):
-            ltrb = [self._ltrb(self.predictor_boxes(faces[i])) for i in todo]
-            found = dict(zip(todo, self.predictor.predict_many([rgbs[i] for i in todo], ltrb)))
+        if todo and hasattr(self.predictor, "predict_many"):
+            found = self.predictor.predict_many([rgbs[i] for i in todo],
+                                                [self._ltrb(self.predictor_boxes(faces[i])) for i in todo])
         else:
-            found = {}
-        out = []
-        for i, (rgb, f) in enumerate(zip(rgbs, faces)):
-            if i in found:
-                out.append(self._cut(rgb, f, found[i].reshape(-1, 5, 2)))
-            else:
-                out.append(self.align(rgb, f))
+            found = [self.predict_points(rgbs[i], self.predictor_boxes(faces[i])) for i in todo]
+        for i, pts in zip(todo, found):
+            out[i] = pts.reshape(-1, 5, 2)
         return out
+
+    def _align_many(self, rgbs: list[np.ndarray], faces: Sequence[Faces]) -> list[AlignedFaces]:
+        points = self.points_many(rgbs, faces)
+        return [self._cut(rgb, f, pts) if len(f) else self.align(rgb, f) for rgb, f, pts in zip(rgbs, faces, points)]
 
     def _align(self, rgb: np.ndarray, faces: Faces) -> AlignedFaces:
         return self._cut(rgb, faces, self.points(rgb, faces))

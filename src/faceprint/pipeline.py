@@ -181,14 +181,17 @@ class FacePipeline:
                         on_image(len(found) - 1)
                 group.clear()
 
-            try:
-                for image, image_faces in detected:
-                    group.append((image, image_faces))
-                    if len(group) >= ALIGN_GROUP or sum(g[0].size for g in group) >= ALIGN_GROUP_VALUES:
-                        align_group()
-            except Exception:
-                align_group()  # the images before a bad one are aligned and reported, as one by one
-                raise
+            while True:
+                try:
+                    item = next(detected, None)
+                except Exception:
+                    align_group()  # the images before a bad one are aligned and reported, as one by one
+                    raise
+                if item is None:
+                    break
+                group.append(item)
+                if len(group) >= ALIGN_GROUP or sum(g[0].size for g in group) >= ALIGN_GROUP_VALUES:
+                    align_group()
             align_group()
             if pending or not batches:
                 batches.append(worker.submit(self._embed_chips, self._stack_chips(pending)))

@@ -311,22 +311,23 @@ class ShapePredictor:
         n, parts = len(boxes), m.num_parts
         sizes = np.array([img.shape[:2] for img in imgs], np.int64)  # (images, 2) h, w
         if len(imgs) == 1:
-            flat = np.ascontiguousarray(imgs[0]).reshape(int(sizes[0, 0] * sizes[0, 1]), -1)
+            pixels = np.ascontiguousarray(imgs[0]).reshape(int(sizes[0, 0] * sizes[0, 1]), -1)
         else:
-            flat = np.concatenate([img.reshape(len(img) * img.shape[1], -1) for img in imgs])
+            pixels = np.concatenate([img.reshape(len(img) * img.shape[1], -1) for img in imgs])
         starts = np.concatenate([[0], np.cumsum(sizes[:-1, 0] * sizes[:-1, 1])])
-        offset = np.repeat(starts, counts)[:, None]  # (N, 1): where each face's image begins in flat
+        offset = np.repeat(starts, counts)[:, None]  # (N, 1): where each face's image begins in pixels
         width = np.repeat(sizes[:, 1], counts)[:, None]  # (N, 1)
         limit = np.repeat(sizes[:, ::-1], counts, axis=0)[:, :, None]  # (N, 2, 1): w, h
         # unnormalizing_tform: the unit square onto the box (tl, tr, br corners)
         origin = boxes[:, :2, None]  # (N, 2, 1)
         extent = (boxes[:, 2:] - boxes[:, :2])[:, :, None]
-        shape = np.repeat(m.initial.T[None], n, axis=0)  # (N, 2, P) float32: x row, y row
+        flat = np.repeat(m.initial.reshape(1, -1), n, axis=0)  # (N, 2P) float32: x0, y0, x1, y1, ...
         cascades, trees, splits = m.idx1.shape
         pairs = trees * splits
         terms = np.empty((trees + 1, n, 2 * parts), np.float32)  # the shape, then one leaf per tree
         for c in range(cascades):
-            ab = (shape.transpose(0, 2, 1).reshape(n, -1).astype(np.float64) @ self._basis).astype(np.float32)
+            shape = flat.reshape(n, parts, 2).transpose(0, 2, 1)  # (N, 2, P): x row, y row
+            ab = (flat.astype(np.float64) @ self._basis).astype(np.float32)
             # tform * delta + anchor point, in float32 as dlib: x' = a dx - b dy, y' = b dx + a dy
             # (as a (dx, dy) + b (-dy, dx): the same roundings, a sum of two products)
             rot = ab[:, 0, None, None] * self._deltas[c] + ab[:, 1, None, None] * self._deltas_perp[c]  # (N, 2, F)
@@ -334,7 +335,7 @@ class ShapePredictor:
             xy = _round(extent * pts.astype(np.float64) + origin)  # whole image pixels, (N, 2, F)
             inside = ((xy >= 0) & (xy < limit)).all(axis=1)
             # from here on faces are the last axis: every gather below copies rows of N values
-            pix = np.take(flat, np.where(inside, xy[:, 1] * width + xy[:, 0] + offset, 0).T, axis=0)  # (F, N, channels)
+            pix = np.take(pixels, np.where(inside, xy[:, 1] * width + xy[:, 0] + offset, 0).T, axis=0)  # (F, N, channels)
             # rgb intensity: (r + g + b) / 3, truncated, as float32 like dlib's feature vector. The
             # channel sum is a float32 product with ones (exact: integers <= 765), and the float
             # quotient of such an integer by 3 never rounds across a whole number, so its floor
@@ -355,14 +356,13 @@ class ShapePredictor:
                 for _ in range(int(np.log2(splits + 1))):
                     node = 2 * node + 2 - decided[node, tree_ix, face_ix].astype(np.intp)
                 leaf = node - splits
-            flat_shape = shape.transpose(0, 2, 1).reshape(n, -1)
-            terms[0] = flat_shape
+            terms[0] = flat
             np.take(self._leaves[c], self._leaf_base[:, None] + leaf, axis=0, out=terms[1:], mode="clip")  # (T, N, 2P)
             # dlib adds the leaves one tree at a time in float32. A reduction along the first axis
             # of a C-ordered array adds one row after another into the result (numpy's pairwise
             # summation applies only along the innermost axis), so this is that sequential sum
-            shape = np.add.reduce(terms, axis=0).reshape(n, parts, 2).transpose(0, 2, 1)
-        out = _round(extent * shape.astype(np.float64) + origin)
+            flat = np.add.reduce(terms, axis=0)
+        out = _round(extent * flat.reshape(n, parts, 2).transpose(0, 2, 1).astype(np.float64) + origin)
         return out.transpose(0, 2, 1).astype(np.float32)
 
 

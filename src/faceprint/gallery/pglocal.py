@@ -218,15 +218,13 @@ class LocalIndex:
         if self.folder is not None and self._unsaved >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * len(self.index)):
             self.save_quietly()
 
-    def save_quietly(self) -> bool:
+    def save_quietly(self) -> None:
         """:meth:`save`, logging instead of raising when the cache folder cannot take it (full,
         read-only): the graph in memory stays good, only the next process's start is slower."""
         try:
             self.save()
         except OSError as exc:
             log.warning("cannot save the search graph of gallery %s under %s (%s)", self.uuid, self.folder, exc)
-            return False
-        return True
 
     def shortlist(self, vectors: np.ndarray, k: int) -> np.ndarray:
         """Per query, up to ``max(k, RESCORE_MIN)`` candidate sample ids (``-1`` padded)."""
